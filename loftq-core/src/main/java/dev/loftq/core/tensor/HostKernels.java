@@ -1,0 +1,209 @@
+package dev.loftq.core.tensor;
+
+/**
+ * The coarse codebook kernels of the SPI over flat host arrays: the executable specification of
+ * {@link TensorScope#blockAbsMax}, {@link TensorScope#encode}, {@link TensorScope#decode},
+ * {@link TensorScope#pack} and {@link TensorScope#unpack}. The reference backend calls them
+ * directly; other backends may call them after a host copy, or run their own kernel that must give
+ * identical bits.
+ *
+ * <p>Arguments are validated by the callers (the scopes); these methods check only what keeps them
+ * memory-safe. Multi-threaded over whole blocks for large inputs.
+ */
+public final class HostKernels {
+    private HostKernels() {}
+
+    /** Elements below which a kernel stays on the calling thread. */
+    private static final int GRAIN = 1 << 16;
+
+    /** out[b] = max |x[i]| over block b of {@code x[0, n)}; NaN if the block holds a NaN. */
+    public static void blockAbsMax(float[] x, int n, int blockSize, float[] out) {
+        int nb = (n + blockSize - 1) / blockSize;
+        if (out.length < nb || x.length < n) {
+            throw new IllegalArgumentException("blockAbsMax: arrays too short");
+        }
+        Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
+            for (int b = from / blockSize, o = from; o < to; b++, o += blockSize) {
+                int end = Math.min(o + blockSize, to);
+                float m = 0f;
+                boolean nan = false;
+                for (int i = o; i < end; i++) {
+                    float a = Math.abs(x[i]);
+                    nan |= a != a;
+                    m = Math.max(m, a);
+                }
+                out[b] = nan ? Float.NaN : m;
+            }
+        });
+    }
+
+    /**
+     * out[i] = table.encode(normalise(x[i], scale[i / blockSize])) for i in [0, n). A branch-free
+     * binary search over the thresholds padded to 2^m - 1 with +Inf sentinels, which counts the
+     * thresholds strictly below xn exactly as {@link BucketTable#encode} does.
+     */
+    public static void encode(float[] x, int n, float[] scale, int blockSize, ScaleMode mode,
+            BucketTable table, byte[] out) {
+        int nb = (n + blockSize - 1) / blockSize;
+        if (x.length < n || out.length < n || scale.length < nb) {
+            throw new IllegalArgumentException("encode: arrays too short");
+        }
+        float[] t = table.thresholds();
+        int levels = 32 - Integer.numberOfLeadingZeros(t.length); // 2^levels - 1 >= t.length
+        float[] padded = new float[(1 << levels) - 1];
+        java.util.Arrays.fill(padded, Float.POSITIVE_INFINITY);
+        System.arraycopy(t, 0, padded, 0, t.length);
+        int[] c = table.codes();
+        byte[] codes = new byte[padded.length + 1];
+        for (int k = 0; k < codes.length; k++) {
+            codes[k] = (byte) c[Math.min(k, c.length - 1)];
+        }
+        byte nanCode = (byte) table.nanCode();
+        boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
+        int top = 1 << (levels - 1);
+        Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
+            for (int b = from / blockSize, o = from; o < to; b++, o += blockSize) {
+                int end = Math.min(o + blockSize, to);
+                float s = scale[b];
+                float r = 1f / s;
+                for (int i = o; i < end; i++) {
+                    float xn = reciprocal ? x[i] * r : x[i] / s;
+                    int k = 0;
+                    for (int half = top; half > 0; half >>>= 1) {
+                        k += xn > padded[k + half - 1] ? half : 0;
+                    }
+                    out[i] = xn != xn ? nanCode : codes[k];
+                }
+            }
+        });
+    }
+
+    /** out[i] = f32(table[codes[i] & 0xFF] * scale[i / blockSize]) for i in [0, n). */
+    public static void decode(byte[] codes, int n, float[] table, float[] scale, int blockSize,
+            float[] out) {
+        int nb = (n + blockSize - 1) / blockSize;
+        if (codes.length < n || out.length < n || scale.length < nb) {
+            throw new IllegalArgumentException("decode: arrays too short");
+        }
+        float[] lut = new float[256];
+        System.arraycopy(table, 0, lut, 0, Math.min(256, table.length));
+        Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
+            for (int b = from / blockSize, o = from; o < to; b++, o += blockSize) {
+                int end = Math.min(o + blockSize, to);
+                float s = scale[b];
+                for (int i = o; i < end; i++) {
+                    out[i] = lut[codes[i] & 0xFF] * s;
+                }
+            }
+        });
+    }
+
+    /** Bytes needed to pack {@code n} codes of {@code bits} bits. */
+    public static int packedLength(long n, int bits) {
+        return (int) ((n * bits + 7) / 8);
+    }
+
+    /**
+     * Packs {@code codes[0, n)} as the bit stream of {@link TensorScope#pack}; {@code out} has
+     * {@link #packedLength} bytes.
+     */
+    public static void pack(byte[] codes, int n, int bits, PackOrder order, int padCode, byte[] out) {
+        int len = packedLength(n, bits);
+        if (codes.length < n || out.length < len) {
+            throw new IllegalArgumentException("pack: arrays too short");
+        }
+        if (bits == 8) {
+            System.arraycopy(codes, 0, out, 0, n);
+            return;
+        }
+        if (bits == 3) {
+            packBitStream(codes, n, bits, order, padCode, out, len);
+            return;
+        }
+        int perByte = 8 / bits;
+        int mask = (1 << bits) - 1;
+        int full = n / perByte;
+        boolean msb = order == PackOrder.MSB_FIRST;
+        Parallel.forRange(full, GRAIN, 1, (from, to) -> {
+            for (int j = from; j < to; j++) {
+                int base = j * perByte;
+                int v = 0;
+                for (int k = 0; k < perByte; k++) {
+                    int shift = msb ? 8 - bits * (k + 1) : bits * k;
+                    v |= (codes[base + k] & mask) << shift;
+                }
+                out[j] = (byte) v;
+            }
+        });
+        if (full < len) {
+            int v = 0;
+            for (int k = 0; k < perByte; k++) {
+                int idx = full * perByte + k;
+                int code = idx < n ? codes[idx] & mask : padCode & mask;
+                int shift = msb ? 8 - bits * (k + 1) : bits * k;
+                v |= code << shift;
+            }
+            out[full] = (byte) v;
+        }
+    }
+
+    /** Unpacks the first {@code count} codes of a bit stream made by {@link #pack}. */
+    public static void unpack(byte[] packed, int bits, PackOrder order, int count, byte[] out) {
+        if (packed.length < packedLength(count, bits) || out.length < count) {
+            throw new IllegalArgumentException("unpack: arrays too short");
+        }
+        if (bits == 8) {
+            System.arraycopy(packed, 0, out, 0, count);
+            return;
+        }
+        if (bits == 3) {
+            unpackBitStream(packed, bits, order, count, out);
+            return;
+        }
+        int perByte = 8 / bits;
+        int mask = (1 << bits) - 1;
+        boolean msb = order == PackOrder.MSB_FIRST;
+        Parallel.forRange(count, GRAIN, perByte, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                int k = i % perByte;
+                int shift = msb ? 8 - bits * (k + 1) : bits * k;
+                out[i] = (byte) (((packed[i / perByte] & 0xFF) >>> shift) & mask);
+            }
+        });
+    }
+
+    private static void packBitStream(byte[] codes, int n, int bits, PackOrder order, int padCode,
+            byte[] out, int len) {
+        java.util.Arrays.fill(out, 0, len, (byte) 0);
+        long totalBits = (long) len * 8;
+        boolean msb = order == PackOrder.MSB_FIRST;
+        for (long j = 0; j * bits < totalBits; j++) {
+            int code = j < n ? codes[(int) j] : padCode;
+            for (int k = 0; k < bits; k++) {
+                long pos = j * bits + k;
+                if (pos >= totalBits) {
+                    break;
+                }
+                int bit = msb ? (code >>> (bits - 1 - k)) & 1 : (code >>> k) & 1;
+                int byteIndex = (int) (pos >>> 3);
+                int bitInByte = msb ? 7 - (int) (pos & 7) : (int) (pos & 7);
+                out[byteIndex] |= (byte) (bit << bitInByte);
+            }
+        }
+    }
+
+    private static void unpackBitStream(byte[] packed, int bits, PackOrder order, int count,
+            byte[] out) {
+        boolean msb = order == PackOrder.MSB_FIRST;
+        for (int j = 0; j < count; j++) {
+            int code = 0;
+            for (int k = 0; k < bits; k++) {
+                long pos = (long) j * bits + k;
+                int bitInByte = msb ? 7 - (int) (pos & 7) : (int) (pos & 7);
+                int bit = (packed[(int) (pos >>> 3)] >>> bitInByte) & 1;
+                code |= msb ? bit << (bits - 1 - k) : bit << k;
+            }
+            out[j] = (byte) code;
+        }
+    }
+}

@@ -1,0 +1,64 @@
+package dev.loftq.core.tensor;
+
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.RecursiveAction;
+
+/**
+ * Coarse data parallelism for host kernels: splits {@code [0, n)} into contiguous chunks that run
+ * on the common fork-join pool (the calling thread takes part). Chunks are never smaller than
+ * {@code grain}, so small inputs stay on the calling thread.
+ */
+public final class Parallel {
+    private Parallel() {}
+
+    /** The body of a parallel loop over the half-open range {@code [from, to)}. */
+    @FunctionalInterface
+    public interface RangeBody {
+        void run(int from, int to);
+    }
+
+    /**
+     * Runs {@code body} over {@code [0, n)} in chunks whose boundaries are multiples of
+     * {@code align} (so blocks are never split) and at least {@code grain} long.
+     */
+    public static void forRange(int n, int grain, int align, RangeBody body) {
+        if (n <= 0) {
+            return;
+        }
+        int threads = ForkJoinPool.getCommonPoolParallelism() + 1;
+        if (threads <= 1 || n <= grain) {
+            body.run(0, n);
+            return;
+        }
+        int chunks = (int) Math.min(threads * 4L, Math.max(1L, (long) n / Math.max(1, grain)));
+        long chunk = ((long) n + chunks - 1) / chunks;
+        chunk = ((chunk + align - 1) / align) * align;
+        ForkJoinPool.commonPool().invoke(new Split(0, n, (int) Math.min(chunk, n), body));
+    }
+
+    private static final class Split extends RecursiveAction {
+        private static final long serialVersionUID = 1L;
+        private final int from;
+        private final int to;
+        private final int chunk;
+        private final transient RangeBody body;
+
+        Split(int from, int to, int chunk, RangeBody body) {
+            this.from = from;
+            this.to = to;
+            this.chunk = chunk;
+            this.body = body;
+        }
+
+        @Override
+        protected void compute() {
+            if (to - from <= chunk) {
+                body.run(from, to);
+                return;
+            }
+            int pieces = (to - from + chunk - 1) / chunk;
+            int mid = from + (pieces / 2) * chunk;
+            invokeAll(new Split(from, mid, chunk, body), new Split(mid, to, chunk, body));
+        }
+    }
+}
