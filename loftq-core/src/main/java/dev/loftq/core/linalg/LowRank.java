@@ -101,13 +101,9 @@ public final class LowRank {
                 DMatrixRMaj q = orthonormalize(work.toFloatArray(work.matmul(m, omega)), rows, k);
                 Tensor qt = upload(work, q);
                 DMatrixRMaj z = toDouble(work.toFloatArray(work.matmul(m, true, qt, false)), cols, k);
-                QRDecomposition<DMatrixRMaj> qr = DecompositionFactory_DDRM.qr(cols, k);
-                if (!qr.decompose(z)) {
-                    throw new IllegalStateException("truncatedSvd: QR failed on a " + cols + " x "
-                            + k + " matrix");
-                }
-                DMatrixRMaj q2 = qr.getQ(null, true);
-                DMatrixRMaj r2 = qr.getR(null, true);
+                DMatrixRMaj q2 = orthonormalize(z);
+                DMatrixRMaj r2 = new DMatrixRMaj(k, k);
+                CommonOps_DDRM.multTransA(q2, z, r2); // R2 = Q2ᵀ·Z, exact for any basis of Z
                 if (step >= maxSteps || options.exact()) {
                     SmallSvd small = SmallSvd.of(r2, k);
                     boolean converged = previous != null
@@ -182,14 +178,75 @@ public final class LowRank {
         }
     }
 
-    /** Householder QR of a tall [rows, cols] matrix; returns the thin orthonormal Q. */
+    /**
+     * An orthonormal basis [rows, cols] of the columns of a tall matrix: Householder QR, or, when
+     * that breaks down on an exactly dependent column (a zero matrix, an exactly low-rank one),
+     * modified Gram-Schmidt that replaces each vanishing column by a seeded random direction.
+     */
     private static DMatrixRMaj orthonormalize(float[] y, int rows, int cols) {
+        return orthonormalize(toDouble(y, rows, cols));
+    }
+
+    private static DMatrixRMaj orthonormalize(DMatrixRMaj a) {
+        int rows = a.numRows;
+        int cols = a.numCols;
         QRDecomposition<DMatrixRMaj> qr = DecompositionFactory_DDRM.qr(rows, cols);
-        if (!qr.decompose(toDouble(y, rows, cols))) {
-            throw new IllegalStateException("truncatedSvd: QR failed on a " + rows + " x " + cols
-                    + " matrix");
+        if (qr.decompose(a.copy())) {
+            return qr.getQ(null, true);
         }
-        return qr.getQ(null, true);
+        return gramSchmidtWithRandomFill(a);
+    }
+
+    private static DMatrixRMaj gramSchmidtWithRandomFill(DMatrixRMaj a) {
+        int rows = a.numRows;
+        int cols = a.numCols;
+        double[] scale = new double[cols];
+        double largest = 0;
+        for (int j = 0; j < cols; j++) {
+            scale[j] = columnNorm(a, j);
+            largest = Math.max(largest, scale[j]);
+        }
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(rows * 31L + cols);
+        DMatrixRMaj q = a.copy();
+        for (int j = 0; j < cols; j++) {
+            for (int attempt = 0; ; attempt++) {
+                for (int pass = 0; pass < 2; pass++) { // twice is enough (Kahan)
+                    for (int p = 0; p < j; p++) {
+                        double dot = 0;
+                        for (int r = 0; r < rows; r++) {
+                            dot += q.get(r, p) * q.get(r, j);
+                        }
+                        for (int r = 0; r < rows; r++) {
+                            q.set(r, j, q.get(r, j) - dot * q.get(r, p));
+                        }
+                    }
+                }
+                double norm = columnNorm(q, j);
+                if (norm > 1e-12 * Math.max(largest, scale[j]) && norm > 0) {
+                    for (int r = 0; r < rows; r++) {
+                        q.set(r, j, q.get(r, j) / norm);
+                    }
+                    break;
+                }
+                if (attempt > 100) {
+                    throw new IllegalStateException("truncatedSvd: cannot build an orthonormal "
+                            + "basis of " + cols + " columns in dimension " + rows);
+                }
+                for (int r = 0; r < rows; r++) {
+                    q.set(r, j, rng.nextDouble() - 0.5);
+                }
+                largest = 1;
+            }
+        }
+        return q;
+    }
+
+    private static double columnNorm(DMatrixRMaj a, int j) {
+        double s = 0;
+        for (int r = 0; r < a.numRows; r++) {
+            s += a.get(r, j) * a.get(r, j);
+        }
+        return Math.sqrt(s);
     }
 
     private static DMatrixRMaj leadingColumns(DMatrixRMaj a, int count) {
