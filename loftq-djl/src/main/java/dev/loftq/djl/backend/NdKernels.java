@@ -26,6 +26,14 @@ final class NdKernels {
     }
 
     /**
+     * A second handle on {@code a}'s storage, owned by {@code tmp}: for DJL operations that allocate
+     * hidden arrays in the manager of their input.
+     */
+    static NDArray alias(NDManager tmp, NDArray a) {
+        return own(tmp, a.reshape(a.getShape()));
+    }
+
+    /**
      * {@link Math#max} elementwise with broadcasting: NaN if either is NaN, and {@code +0} over
      * {@code -0}. PyTorch's {@code maximum} returns either zero for a {@code (-0, +0)} pair, so pairs
      * of zeros are replaced by {@code a + b}, which is {@code -0} only if both are.
@@ -61,7 +69,9 @@ final class NdKernels {
      */
     static NDArray clamp(NDManager tmp, NDArray a, float lo, float hi) {
         if (lo != 0f && hi != 0f) {
-            return own(tmp, a.clip(lo, hi));
+            // DJL's clip leaves its two bound scalars in the manager of its input: give it a view
+            // owned by tmp.
+            return own(tmp, alias(tmp, a).clip(lo, hi));
         }
         NDArray loArr = own(tmp, tmp.full(new Shape(), lo, DataType.FLOAT32));
         NDArray hiArr = own(tmp, tmp.full(new Shape(), hi, DataType.FLOAT32));

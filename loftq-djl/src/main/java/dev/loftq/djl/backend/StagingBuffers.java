@@ -10,8 +10,9 @@ import java.util.List;
  * costs far more than filling one (the JVM zeroes and accounts it; 64 MB took ~180 ms here), so
  * uploads borrow a buffer, fill it, let PyTorch copy it, and give it back.
  *
- * <p>Keeps at most {@link #MAX_POOLED} buffers of at most {@link #MAX_POOLED_BYTES} bytes each; larger
- * buffers are used once and left to the garbage collector. Thread-safe.
+ * <p>Keeps at most {@link #MAX_POOLED} buffers of at most {@link #MAX_POOLED_BYTES} bytes each (by
+ * default); larger buffers are used once and left to the garbage collector. When the pool is full, a
+ * returned buffer replaces the smallest pooled one if it is larger. Thread-safe.
  */
 final class StagingBuffers {
     /** Buffers kept for reuse. */
@@ -21,8 +22,22 @@ final class StagingBuffers {
     /** Capacities are rounded up to a multiple of this, so near sizes share a buffer. */
     private static final int GRANULE = 1 << 20;
 
-    private final List<ByteBuffer> pool = new ArrayList<>(MAX_POOLED);
+    private final int maxPooled;
+    private final int maxPooledBytes;
+    private final List<ByteBuffer> pool;
     private long allocations;
+
+    /** A pool with the default limits. */
+    StagingBuffers() {
+        this(MAX_POOLED, MAX_POOLED_BYTES);
+    }
+
+    /** A pool keeping at most {@code maxPooled} buffers of at most {@code maxPooledBytes} each. */
+    StagingBuffers(int maxPooled, int maxPooledBytes) {
+        this.maxPooled = maxPooled;
+        this.maxPooledBytes = maxPooledBytes;
+        this.pool = new ArrayList<>(maxPooled);
+    }
 
     /**
      * A buffer with position 0, limit {@code bytes} and native byte order, owned by the caller until
@@ -59,11 +74,11 @@ final class StagingBuffers {
 
     /** Gives a buffer from {@link #acquire} back; the caller must not use it afterwards. */
     void release(ByteBuffer buf) {
-        if (buf.capacity() > MAX_POOLED_BYTES) {
+        if (buf.capacity() > maxPooledBytes) {
             return;
         }
         synchronized (this) {
-            if (pool.size() < MAX_POOLED) {
+            if (pool.size() < maxPooled) {
                 pool.add(buf);
                 return;
             }
