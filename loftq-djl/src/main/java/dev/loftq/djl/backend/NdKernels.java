@@ -7,6 +7,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
 
 /**
  * NDArray recipes whose results are bit-identical to the SPI's scalar definitions where a single
@@ -80,23 +82,51 @@ final class NdKernels {
 
     /**
      * Correctly rounded float32 square root: PyTorch's float32 CPU kernel is off by one ulp for about
-     * one value in six, so the root is taken in float64 (exact after one rounding to float32, since
-     * 53 >= 2 * 24 + 2).
+     * one value in six, so the root is taken in float64 and rounded once (the tests check every
+     * exponent range against {@code (float) Math.sqrt}). Differentiable: see {@link #exactValue}.
      */
     static NDArray sqrt(NDManager tmp, NDArray a) {
         NDArray d = own(tmp, a.toType(DataType.FLOAT64, false));
         NDArray r = own(tmp, d.sqrt());
-        return own(tmp, r.toType(DataType.FLOAT32, false));
+        NDArray exact = own(tmp, r.toType(DataType.FLOAT32, false));
+        return tracksGradient(a) ? exactValue(tmp, own(tmp, a.sqrt()), exact) : exact;
     }
 
     /**
      * {@code 1 / (1 + exp(-a))} evaluated in float64 and rounded once: within one ulp of the float64
      * result, including the subnormal tail below -88 where float32 evaluation underflows to 0.
+     * Differentiable: see {@link #exactValue}.
      */
     static NDArray sigmoid(NDManager tmp, NDArray a) {
         NDArray d = own(tmp, a.toType(DataType.FLOAT64, false));
         NDArray r = own(tmp, d.getNDArrayInternal().sigmoid());
-        return own(tmp, r.toType(DataType.FLOAT32, false));
+        NDArray exact = own(tmp, r.toType(DataType.FLOAT32, false));
+        return tracksGradient(a) ? exactValue(tmp, own(tmp, a.getNDArrayInternal().sigmoid()), exact) : exact;
+    }
+
+    /**
+     * True when an operation on {@code a} is being recorded for autograd. DJL runs dtype conversions
+     * under PyTorch's no-grad guard, so the float64 detours above need a differentiable companion
+     * only then.
+     */
+    static boolean tracksGradient(NDArray a) {
+        return JniUtils.isGradMode() && a instanceof PtNDArray p && JniUtils.requiresGrad(p);
+    }
+
+    /**
+     * The values of {@code exact} with the gradient of {@code approx} (a float32 evaluation of the
+     * same function, within a few ulps): {@code approx + stop(exact - approx)} where that correction
+     * is non-zero, else {@code approx}. Two floats that close (or both tiny) have an exact difference,
+     * and the sum is then exact too, so the value is {@code exact} bit for bit; where the correction is
+     * zero or NaN ({@code approx} equal to {@code exact}, infinite or NaN), {@code approx} keeps its
+     * own value, sign of zero included.
+     */
+    static NDArray exactValue(NDManager tmp, NDArray approx, NDArray exact) {
+        NDArray frozen = own(tmp, approx.stopGradient());
+        NDArray correction = own(tmp, exact.sub(frozen));
+        NDArray corrected = own(tmp, approx.add(correction));
+        NDArray nonZero = own(tmp, own(tmp, correction.abs()).gt(0f));
+        return own(tmp, NDArrays.where(nonZero, corrected, approx));
     }
 
     /**
