@@ -460,19 +460,24 @@ final class DjlScope implements TensorScope {
 
     // ---- codebooks ----------------------------------------------------------------------------------
 
+    /** Every code must index the table: one max-reduction on the device. */
+    private void checkCodesIndex(String op, DjlTensor codes, DjlTensor table) {
+        int size = table.dim(0);
+        if (codes.numel() > 0) {
+            int max = maxCode(codes);
+            if (max >= size) {
+                throw new IllegalArgumentException(op + ": code " + max + " does not index the table of "
+                        + size + " entries; codes must be in [0, " + (size - 1) + "]");
+            }
+        }
+    }
+
     @Override
     public Tensor gather(Tensor table, Tensor codes) {
         DjlTensor tab = table1d("gather", table);
         DjlTensor c = in("gather", "codes", codes);
         requireType("gather", "codes", c, DType.UINT8);
-        int size = tab.dim(0);
-        if (c.numel() > 0) {
-            int max = maxCode(c);
-            if (max >= size) {
-                throw new IllegalArgumentException("gather: code " + max + " does not index the table of "
-                        + size + " entries; codes must be in [0, " + (size - 1) + "]");
-            }
-        }
+        checkCodesIndex("gather", c, tab);
         return withTmp(tmp -> NdKernels.gather(tmp, tab.nd(), c.nd()));
     }
 
@@ -515,6 +520,7 @@ final class DjlScope implements TensorScope {
         checkBlockSize("decode", blockSize);
         int n = Shapes.numelInt("decode", c.shape());
         DjlTensor s = scaleArg("decode", scale, n, blockSize);
+        checkCodesIndex("decode", c, tab);
         if (n == 0) {
             return out(manager.create(c.nd().getShape(), DataType.FLOAT32));
         }
