@@ -18,13 +18,15 @@ public final class HostKernels {
 
     /** out[b] = max |x[i]| over block b of {@code x[0, n)}; NaN if the block holds a NaN. */
     public static void blockAbsMax(float[] x, int n, int blockSize, float[] out) {
-        int nb = (n + blockSize - 1) / blockSize;
+        int nb = blockCount(n, blockSize);
         if (out.length < nb || x.length < n) {
             throw new IllegalArgumentException("blockAbsMax: arrays too short");
         }
         Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
-            for (int b = from / blockSize, o = from; o < to; b++, o += blockSize) {
-                int end = Math.min(o + blockSize, to);
+            int last = (to - 1) / blockSize;
+            for (int b = from / blockSize; b <= last; b++) {
+                int o = b * blockSize;
+                int end = o + Math.min(blockSize, to - o);
                 float m = 0f;
                 boolean nan = false;
                 for (int i = o; i < end; i++) {
@@ -44,7 +46,7 @@ public final class HostKernels {
      */
     public static void encode(float[] x, int n, float[] scale, int blockSize, ScaleMode mode,
             BucketTable table, byte[] out) {
-        int nb = (n + blockSize - 1) / blockSize;
+        int nb = blockCount(n, blockSize);
         if (x.length < n || out.length < n || scale.length < nb) {
             throw new IllegalArgumentException("encode: arrays too short");
         }
@@ -62,8 +64,10 @@ public final class HostKernels {
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
         int top = 1 << (levels - 1);
         Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
-            for (int b = from / blockSize, o = from; o < to; b++, o += blockSize) {
-                int end = Math.min(o + blockSize, to);
+            int last = (to - 1) / blockSize;
+            for (int b = from / blockSize; b <= last; b++) {
+                int o = b * blockSize;
+                int end = o + Math.min(blockSize, to - o);
                 float s = scale[b];
                 float r = 1f / s;
                 for (int i = o; i < end; i++) {
@@ -81,21 +85,31 @@ public final class HostKernels {
     /** out[i] = f32(table[codes[i] & 0xFF] * scale[i / blockSize]) for i in [0, n). */
     public static void decode(byte[] codes, int n, float[] table, float[] scale, int blockSize,
             float[] out) {
-        int nb = (n + blockSize - 1) / blockSize;
+        int nb = blockCount(n, blockSize);
         if (codes.length < n || out.length < n || scale.length < nb) {
             throw new IllegalArgumentException("decode: arrays too short");
         }
         float[] lut = new float[256];
         System.arraycopy(table, 0, lut, 0, Math.min(256, table.length));
         Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
-            for (int b = from / blockSize, o = from; o < to; b++, o += blockSize) {
-                int end = Math.min(o + blockSize, to);
+            int last = (to - 1) / blockSize;
+            for (int b = from / blockSize; b <= last; b++) {
+                int o = b * blockSize;
+                int end = o + Math.min(blockSize, to - o);
                 float s = scale[b];
                 for (int i = o; i < end; i++) {
                     out[i] = lut[codes[i] & 0xFF] * s;
                 }
             }
         });
+    }
+
+    /**
+     * Number of blocks of {@code blockSize} covering {@code n} elements, {@code ceil(n / blockSize)},
+     * without the overflow of {@code (n + blockSize - 1) / blockSize}.
+     */
+    public static int blockCount(long n, int blockSize) {
+        return n == 0 ? 0 : (int) ((n - 1) / blockSize + 1);
     }
 
     /** Bytes needed to pack {@code n} codes of {@code bits} bits. */

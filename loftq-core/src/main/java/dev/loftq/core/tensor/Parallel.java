@@ -56,8 +56,9 @@ public final class Parallel {
                 body.run(from, to);
                 return;
             }
-            int pieces = (to - from + chunk - 1) / chunk;
-            int mid = from + (pieces / 2) * chunk;
+            // long: to - from + chunk overflows int for ranges near Integer.MAX_VALUE
+            long pieces = ((long) to - from + chunk - 1) / chunk;
+            int mid = (int) (from + (pieces / 2) * chunk);
             invokeAll(new Split(from, mid, chunk, body), new Split(mid, to, chunk, body));
         }
     }
