@@ -11,9 +11,10 @@ import dev.loftq.core.tensor.TensorScope;
  * {@code in} its last axis; per row {@code absmax = max |x|} (bitsandbytes' {@code SCB}, the
  * stored scale), {@code q = rint(f32(x · f32(127 / absmax)))} in [-127, 127], stored as the
  * unsigned code {@code q + 128}; dequantization is {@code f32(f32(q · absmax) · f32(1/127))} as
- * {@code int8_vectorwise_dequant}. Where bitsandbytes' arithmetic leaves int8 (an all-zero row,
- * 0·∞; a row whose absmax is below {@code 127 / Float.MAX_VALUE}, so that the factor is ∞), q is
- * 0 for x = 0 and ±127 otherwise. Stateless; one shared instance.
+ * {@code int8_vectorwise_dequant}. Where bitsandbytes' arithmetic is undefined, q is 0 for an
+ * all-zero row (0·∞ there), and a row whose absmax is below {@code 127 / Float.MAX_VALUE} (an
+ * infinite factor) is first multiplied by 2^64, exactly, and then quantized by the same formula.
+ * Stateless; one shared instance.
  */
 public final class Int8RowwiseQuantizer implements Quantizer {
     private static final Int8RowwiseQuantizer INSTANCE = new Int8RowwiseQuantizer();
@@ -22,6 +23,9 @@ public final class Int8RowwiseQuantizer implements Quantizer {
     private static final float INVERSE_127 = 7.874015718698502e-3f;
 
     private static final int OFFSET = 128;
+
+    /** Exact pre-scaling of rows whose factor 127 / absmax overflows. */
+    private static final float PRESCALE = 0x1p64f;
 
     private Int8RowwiseQuantizer() {}
 
@@ -53,16 +57,21 @@ public final class Int8RowwiseQuantizer implements Quantizer {
             float[] a = tmp.toFloatArray(absmax);
             Inputs.requireFinite(tmp, tmp.reshape(w, n), in, name, a);
             float[] factor = new float[rows];
+            float[] prescale = new float[rows];
             boolean overflow = false;
             for (int r = 0; r < rows; r++) {
                 factor[r] = a[r] == 0f ? 0f : 127f / a[r];
-                overflow |= Float.isInfinite(factor[r]);
+                prescale[r] = 1f;
+                if (Float.isInfinite(factor[r])) {
+                    prescale[r] = PRESCALE;
+                    factor[r] = 127f / (a[r] * PRESCALE);
+                    overflow = true;
+                }
+            }
+            if (overflow) {
+                x = tmp.mul(x, tmp.fromHost(prescale, rows, 1)); // exact: a power of two
             }
             Tensor q = tmp.round(tmp.mul(x, tmp.fromHost(factor, rows, 1)));
-            if (overflow) { // absmax below 127 / Float.MAX_VALUE: x · ∞ is ±∞, or NaN for x = 0
-                q = tmp.clamp(q, -127f, 127f);
-                q = tmp.where(tmp.eq(q, q), q, tmp.full(0f, 1));
-            }
             Tensor codes = tmp.cast(tmp.reshape(tmp.add(q, OFFSET), n), DType.UINT8);
             out.packed(scope.keep(tmp.pack(codes, 8, PackOrder.LSB_FIRST, OFFSET)), 8,
                     PackOrder.LSB_FIRST);
