@@ -44,7 +44,7 @@ public final class Loftq {
             LoftqConfig config) {
         Checks.notNull("config", config);
         requireMatrix(w, name, config.rank());
-        Quantizer quantizer = OptimalScales.apply(config);
+        OptimalScales quantizer = OptimalScales.of(config);
         float s = config.scaling();
         int steps = config.iterations();
         double[] errors = new double[steps];
@@ -56,14 +56,17 @@ public final class Loftq {
             QuantizedTensor bestQ = null;
             LowRankFactors bestFactors = null;
             LowRankFactors warm = null;
+            QuantizedTensor previousQ = null;
             Tensor target = w;
             int returned = 0;
             for (int t = 1; t <= steps; t++) {
                 TensorScope step = work.newChild();
-                QuantizedTensor q = quantizer.quantize(step, target, name);
+                QuantizedTensor q = quantizer.quantize(step, target, name, previousQ);
                 Tensor residual = step.sub(w, q.dequantize(step));
                 if (t == 1) {
-                    qloraError = relative(step.sumOfSquares(residual), norm);
+                    qloraError = quantizer.quantizer().equals(config.quantizer())
+                            ? relative(step.sumOfSquares(residual), norm)
+                            : qloraError(step, w, name, config.quantizer(), norm);
                 }
                 LowRankFactors f = LowRank.truncatedSvd(step, residual, config.rank(),
                         config.lowRank(), warm, config.seed() + t);
@@ -90,6 +93,7 @@ public final class Loftq {
                 }
                 previous = step;
                 warm = f;
+                previousQ = q;
             }
             Tensor[] ab = split(scope, bestFactors, s);
             return new LoftqResult(bestQ.keep(scope), ab[0], ab[1], s, qloraError, errors, returned,
@@ -164,6 +168,15 @@ public final class Loftq {
     /** Per-tensor asymmetric 8-bit min-max quantization: the tutorial recipe's Q. */
     public static Quantizer tutorialQuantizer() {
         return IntAffineQuantizer.builder(8).grouping(Grouping.perTensor()).build();
+    }
+
+    /** ‖W − deq(quant(W))‖ / ‖W‖ with the configured quantizer: QLoRA's starting error. */
+    private static double qloraError(TensorScope scope, Tensor w, String name, Quantizer quantizer,
+            double norm) {
+        try (TensorScope tmp = scope.newChild()) {
+            Tensor q = quantizer.quantize(tmp, w, name).dequantize(tmp);
+            return relative(tmp.sumOfSquares(tmp.sub(w, q)), norm);
+        }
     }
 
     /** U·diag(S)·Vᵀ. */

@@ -12,7 +12,8 @@ import dev.loftq.quant.quantizer.QuantizedTensor;
  * @param loraA A, FLOAT32 [r, in] (peft {@code lora_A})
  * @param loraB B, FLOAT32 [out, r] (peft {@code lora_B})
  * @param scaling s used for the split
- * @param qloraError ‖W − deq(quant(W))‖ / ‖W‖: the QLoRA start (B = 0)
+ * @param qloraError ‖W − deq(quant(W))‖ / ‖W‖ with the configured quantizer (absmax scales):
+ *     the QLoRA start (B = 0)
  * @param errors ‖W − deq(Q_t) − s·B_t·A_t‖ / ‖W‖ after each step t = 1..T
  * @param returnedStep the step whose Q, A, B are returned (1-based): the last one, or the best
  *     with keep-best

@@ -60,7 +60,14 @@ public final class CodebookQuantizer implements Quantizer {
          * correctly rounded: LoftQ's {@code method="uniform"}. Only with
          * {@link Convention#LOFTQ_NATIVE}.
          */
-        MEAN_PLUS_2_5_STD
+        MEAN_PLUS_2_5_STD,
+        /**
+         * Per block, the scale that (nearly) minimises the block's squared quantization error,
+         * values beyond it clipping to the end codes: a common clipping ratio found on a sample,
+         * then least-squares (Lloyd) refinement per block ({@code MseScaleSearch}). The stored
+         * scale still dequantizes as code value × scale. Not part of the paper; LoftQ's default.
+         */
+        MSE_OPTIMAL
     }
 
     /** Default block size of bitsandbytes ({@code Params4bit}) and of LoftQ. */
@@ -173,9 +180,14 @@ public final class CodebookQuantizer implements Quantizer {
 
     @Override
     public String description() {
-        String scale = blockScale == BlockScale.ABSMAX ? "absmax" : "mean + 2.5·std";
+        String scale = switch (blockScale) {
+            case ABSMAX -> "absmax";
+            case MEAN_PLUS_2_5_STD -> "mean + 2.5·std";
+            case MSE_OPTIMAL -> "MSE-optimal scale";
+        };
         return (convention == Convention.BITSANDBYTES
                 ? "bitsandbytes " + codebook.name().toUpperCase(Locale.ROOT) + ", block " + blockSize
+                        + (blockScale == BlockScale.MSE_OPTIMAL ? ", " + scale : "")
                 : "LoftQ native " + codebook.name().toUpperCase(Locale.ROOT) + " (argmin of x / "
                         + scale + "), block " + blockSize)
                 + (doubleQuantization ? ", double quantization (dynamic 8-bit, block "
@@ -189,6 +201,18 @@ public final class CodebookQuantizer implements Quantizer {
 
     @Override
     public QuantizedTensor quantize(TensorScope scope, Tensor w, String name) {
+        return quantize(scope, w, name, null);
+    }
+
+    /**
+     * {@link #quantize(TensorScope, Tensor, String)} with a warm start for
+     * {@link BlockScale#MSE_OPTIMAL}: the search refines {@code startScales} (e.g. the scales of the
+     * previous LoftQ step, whose target differs little) instead of starting cold. Ignored by the
+     * other block scales.
+     *
+     * @param startScales FLOAT32 [number of blocks], positive, or null
+     */
+    public QuantizedTensor quantize(TensorScope scope, Tensor w, String name, Tensor startScales) {
         int n = Inputs.numel(w, name);
         if (convention == Convention.LOFTQ_NATIVE && n % blockSize != 0) {
             throw new IllegalArgumentException("tensor " + name + " has " + n + " elements, not a "
@@ -201,10 +225,16 @@ public final class CodebookQuantizer implements Quantizer {
             Tensor flat = tmp.reshape(w, n);
             Tensor scale;
             float[] hostScale;
-            if (blockScale == BlockScale.ABSMAX) {
+            if (blockScale != BlockScale.MEAN_PLUS_2_5_STD) {
                 scale = tmp.blockAbsMax(flat, blockSize);
                 hostScale = tmp.toFloatArray(scale);
                 Inputs.requireFinite(tmp, flat, blockSize, name, hostScale);
+                if (blockScale == BlockScale.MSE_OPTIMAL) {
+                    requireStartScales(startScales, hostScale.length);
+                    scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale,
+                            startScales, encoder, scaleMode, codebook);
+                    hostScale = tmp.toFloatArray(scale);
+                }
             } else {
                 float[] x = tmp.toFloatArray(flat);
                 Inputs.requireFinite(x, name);
@@ -238,6 +268,21 @@ public final class CodebookQuantizer implements Quantizer {
             Tensor y = tmp.decode(q.codes(tmp), table, q.scales(tmp), blockSize);
             return scope.keep(tmp.reshape(y, q.shape()));
         }
+    }
+
+    private static void requireStartScales(Tensor startScales, int blocks) {
+        if (startScales != null && (startScales.numel() != blocks
+                || startScales.dtype() != dev.loftq.core.tensor.DType.FLOAT32)) {
+            throw new IllegalArgumentException("startScales must be FLOAT32 with one scale per "
+                    + "block (" + blocks + "), got " + startScales.dtype() + " "
+                    + java.util.Arrays.toString(startScales.shape()));
+        }
+    }
+
+    /** This quantizer with another block scale (validated as {@link Builder#build()} does). */
+    public CodebookQuantizer withBlockScale(BlockScale scale) {
+        return builder(codebook).convention(convention).blockScale(scale).blockSize(blockSize)
+                .doubleQuantization(doubleQuantization).build();
     }
 
     private float normalise(float x, float scale) {
@@ -329,10 +374,10 @@ public final class CodebookQuantizer implements Quantizer {
          */
         public CodebookQuantizer build() {
             if (doubleQuantization && (convention != Convention.BITSANDBYTES
-                    || blockScale != BlockScale.ABSMAX)) {
+                    || blockScale == BlockScale.MEAN_PLUS_2_5_STD)) {
                 throw new IllegalArgumentException("doubleQuantization needs convention "
-                        + "BITSANDBYTES and blockScale ABSMAX, got " + convention + " and "
-                        + blockScale);
+                        + "BITSANDBYTES and blockScale ABSMAX or MSE_OPTIMAL, got " + convention
+                        + " and " + blockScale);
             }
             if (blockScale == BlockScale.MEAN_PLUS_2_5_STD
                     && convention != Convention.LOFTQ_NATIVE) {
