@@ -141,13 +141,26 @@ public final class OnnxReader {
         }
         int start = cis.getTotalBytesRead();
         int oldLimit = cis.pushLimit(length);
-        body.read();
+        try {
+            body.read();
+        } catch (ModelResourceException e) {
+            // a message cut short fails its own checks first; report the cause, not the symptom
+            checkComplete(cis, source, what, start, length, e);
+            throw e;
+        }
         cis.popLimit(oldLimit);
+        checkComplete(cis, source, what, start, length, null);
+    }
+
+    private static void checkComplete(
+            CodedInputStream cis, String source, String what, int start, int length, Exception cause)
+            throws ModelResourceException {
         int read = cis.getTotalBytesRead() - start;
         if (read != length) {
             throw new ModelResourceException(
                     "ONNX model " + source + " is truncated: " + what + " declares " + length
-                            + " bytes but the stream ended after " + read);
+                            + " bytes but the stream ended after " + read,
+                    cause);
         }
     }
 

@@ -97,6 +97,11 @@ public final class OnnxTensor {
         return out;
     }
 
+    /** The same tensor under another name (shares the data). */
+    OnnxTensor withName(String newName) {
+        return new OnnxTensor(newName, dataType, dims, data);
+    }
+
     /** Size of the stored data in bytes. */
     int byteSize() {
         return data.length;
