@@ -151,8 +151,9 @@ public final class MiniLmModel implements AutoCloseable {
 
     /**
      * Sentence embeddings of pre-tokenized sequences (ids as {@link #tokenize} returns them,
-     * special tokens included; token type 0). Runs in batches of similar length, each padded to its
-     * longest member.
+     * special tokens included; token type 0). Runs in batches of similar length (at most the batch
+     * size, and at most a third more padded than real tokens), each padded to its longest member;
+     * padding is masked out, so the result does not depend on the batching beyond float rounding.
      *
      * @param ids one id array per sequence, each of length 1 … max positions (512), each id in
      *     [0, vocab); not modified
@@ -167,10 +168,11 @@ public final class MiniLmModel implements AutoCloseable {
         for (int i = 0; i < n; i++) {
             order[i] = i;
         }
-        Arrays.sort(order, Comparator.comparingInt(i -> ids.get(i).length)); // less padding per batch
+        Arrays.sort(order, Comparator.comparingInt(i -> ids.get(i).length));
         float[][] out = new float[n][];
-        for (int start = 0; start < n; start += batchSize) {
-            int end = Math.min(n, start + batchSize);
+        int start = 0;
+        while (start < n) {
+            int end = batchEnd(ids, order, start);
             List<long[]> batch = new ArrayList<>(end - start);
             for (int k = start; k < end; k++) {
                 batch.add(ids.get(order[k]));
@@ -179,8 +181,29 @@ public final class MiniLmModel implements AutoCloseable {
             for (int k = start; k < end; k++) {
                 out[order[k]] = e[k - start];
             }
+            start = end;
         }
         return out;
+    }
+
+    /**
+     * End (exclusive) of the batch starting at {@code start} in length order: at most
+     * {@code batchSize} sequences, and padding to the longest may add at most a third to the real
+     * token count (padding is computed like real tokens, so it is kept small).
+     */
+    private int batchEnd(List<long[]> ids, Integer[] order, int start) {
+        long real = ids.get(order[start]).length;
+        int end = start + 1;
+        while (end < order.length && end - start < batchSize) {
+            int len = ids.get(order[end]).length; // the longest so far: sorted ascending
+            long padded = (long) (end - start + 1) * len;
+            if (3 * padded > 4 * (real + len)) {
+                break;
+            }
+            real += len;
+            end++;
+        }
+        return end;
     }
 
     private float[][] embedBatch(List<long[]> batch) {

@@ -145,6 +145,29 @@ class MiniLmModelTest {
     }
 
     @Test
+    void geluIsTheExactErfForm() {
+        try (var scope = model.manager().newSubManager()) {
+            float[] x = {-3f, -1f, -0.5f, 0f, 0.5f, 1f, 2f, 4f};
+            float[] y = BertBlocks.geluErf(scope.create(x)).toFloatArray();
+            for (int i = 0; i < x.length; i++) {
+                double exact = 0.5 * x[i] * (1 + erf(x[i] / Math.sqrt(2)));
+                assertEquals(exact, y[i], 2e-6, "gelu(" + x[i] + ")"); // tanh form is off by up to 2e-4 here
+            }
+        }
+    }
+
+    /** erf by its Maclaurin series; |x| ≤ 3 here, where 60 terms are exact to double rounding. */
+    private static double erf(double x) {
+        double sum = 0;
+        double term = x;
+        for (int n = 0; n < 60; n++) {
+            sum += term / (2 * n + 1);
+            term *= -x * x / (n + 1);
+        }
+        return 2 / Math.sqrt(Math.PI) * sum;
+    }
+
+    @Test
     void emptyOrBlankInputIsAClearError() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.embed(List.of()));
         assertEquals("texts must be a non-empty list, got an empty list", e.getMessage());

@@ -1,10 +1,10 @@
 package dev.loftq.djl.model;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.AfterAll;
@@ -16,7 +16,13 @@ import org.slf4j.LoggerFactory;
 /** The fp32 DJL model against ONNX Runtime running the same .onnx, on real sentences. */
 class MiniLmOracleTest {
     private static final Logger LOG = LoggerFactory.getLogger(MiniLmOracleTest.class);
+    /** The acceptance bar. */
     private static final double MIN_COSINE = 0.9999;
+    /**
+     * What float32 rounding allows (measured: 1 − cos ≈ 1e-12). Tighter than the issue's bar on
+     * purpose: a tanh-approximate GELU already reaches cos ≈ 0.999998 and must fail here.
+     */
+    private static final double MAX_ONE_MINUS_COSINE = 1e-8;
 
     private static MiniLmModel model;
     private static OrtOracle oracle;
@@ -68,11 +74,13 @@ class MiniLmOracleTest {
                 sentences.size(), min, worst, sum / sentences.size(), (t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000);
         assertTrue(min >= MIN_COSINE,
                 "sentence " + worst + " \"" + (worst < 0 ? "" : sentences.get(worst)) + "\": cosine " + min + " < " + MIN_COSINE);
+        assertTrue(1 - min <= MAX_ONE_MINUS_COSINE,
+                "sentence " + worst + ": 1 - cosine = " + (1 - min) + " > " + MAX_ONE_MINUS_COSINE + ": not float32 rounding");
     }
 
     @Test
     void unitLengthAndBatchingDoesNotChangeResults() {
-        List<String> sentences = MiniLmFixtures.sentences().subList(0, 8);
+        List<String> sentences = MiniLmFixtures.sentences().subList(0, 4);
         float[][] batched = model.embed(sentences);
         for (int i = 0; i < sentences.size(); i++) {
             float[] alone = model.embed(List.of(sentences.get(i)))[0];
@@ -99,8 +107,7 @@ class MiniLmOracleTest {
         double cos = MiniLmFixtures.cosine(djl, oracle.embed(ids));
         assertTrue(cos >= MIN_COSINE, "512-token text: cosine " + cos);
         // the text beyond the cut does not matter
-        float[] longer = model.embed(List.of(longText + " " + paragraph))[0];
-        assertTrue(Arrays.equals(djl, longer) || MiniLmFixtures.cosine(djl, longer) >= 0.999999);
+        assertArrayEquals(ids, model.tokenize(List.of(longText + " " + paragraph))[0]);
     }
 
     private static double dot(float[] a, float[] b) {
