@@ -64,6 +64,7 @@ public final class MiniLmModel implements AutoCloseable {
     private final BertModelBlock block;
     private final int maxTokens;
     private final int batchSize;
+    private volatile boolean closed;
 
     private MiniLmModel(NDManager manager, HuggingFaceTokenizer tokenizer, BertModelBlock block, int maxTokens, int batchSize) {
         this.manager = manager;
@@ -123,8 +124,10 @@ public final class MiniLmModel implements AutoCloseable {
      * @param texts non-empty list of non-blank texts; not modified
      * @return one id array per text, in order
      * @throws IllegalArgumentException if the list is null or empty, or a text is null or blank
+     * @throws IllegalStateException if the model is closed
      */
     public long[][] tokenize(List<String> texts) {
+        checkOpen();
         checkTexts(texts);
         Encoding[] enc = tokenizer.batchEncode(texts);
         long[][] ids = new long[enc.length][];
@@ -144,6 +147,7 @@ public final class MiniLmModel implements AutoCloseable {
      * @param texts non-empty list of non-blank texts; not modified
      * @return [texts.size()][384], unit rows, in input order
      * @throws IllegalArgumentException if the list is null or empty, or a text is null or blank
+     * @throws IllegalStateException if the model is closed
      */
     public float[][] embed(List<String> texts) {
         return embedTokens(Arrays.asList(tokenize(texts)));
@@ -160,8 +164,10 @@ public final class MiniLmModel implements AutoCloseable {
      * @return [ids.size()][H], unit rows, in input order
      * @throws IllegalArgumentException if the list is empty or a sequence is empty, too long or has
      *     an id out of range
+     * @throws IllegalStateException if the model is closed
      */
     public float[][] embedTokens(List<long[]> ids) {
+        checkOpen();
         checkIds(ids);
         int n = ids.size();
         Integer[] order = new Integer[n];
@@ -233,6 +239,12 @@ public final class MiniLmModel implements AutoCloseable {
         }
     }
 
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("this MiniLmModel is closed");
+        }
+    }
+
     private static void checkTexts(List<String> texts) {
         if (texts == null || texts.isEmpty()) {
             throw new IllegalArgumentException("texts must be a non-empty list, got " + (texts == null ? "null" : "an empty list"));
@@ -269,6 +281,7 @@ public final class MiniLmModel implements AutoCloseable {
     /** Frees the parameters and the tokenizer. Idempotent. */
     @Override
     public void close() {
+        closed = true;
         tokenizer.close();
         manager.close();
     }

@@ -257,5 +257,7 @@ class MiniLmModelTest {
         m.close();
         m.close();
         assertInstanceOf(BertModelBlock.class, m.block());
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> m.embed(TWO));
+        assertEquals("this MiniLmModel is closed", e.getMessage());
     }
 }

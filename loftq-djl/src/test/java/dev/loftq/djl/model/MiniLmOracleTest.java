@@ -29,7 +29,7 @@ class MiniLmOracleTest {
 
     @BeforeAll
     static void load() throws Exception {
-        model = MiniLmFixtures.model();
+        model = MiniLmModel.fromClasspath(); // the path a user takes: artifact on the classpath
         oracle = new OrtOracle(MiniLmFixtures.onnx());
     }
 
