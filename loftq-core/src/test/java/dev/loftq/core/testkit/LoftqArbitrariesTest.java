@@ -44,7 +44,8 @@ class LoftqArbitrariesTest {
 
     @Property(tries = 50)
     void valuesAreDeterministic(@ForAll Distribution d, @ForAll long seed,
-            @ForAll @IntRange(min = 0, max = 40) int rows, @ForAll @IntRange(min = 0, max = 40) int cols) {
+            @ForAll @IntRange(min = 0, max = 40) int rows,
+            @ForAll @IntRange(min = 0, max = 40) int cols) {
         float[] first = LoftqArbitraries.values(d, rows, cols, seed);
         float[] second = LoftqArbitraries.values(d, rows, cols, seed);
         assertEquals(rows * cols, first.length, "length");
@@ -61,12 +62,14 @@ class LoftqArbitrariesTest {
         float[] zeroRows = LoftqArbitraries.values(Distribution.ZERO_ROWS, 30, 20, 7);
         boolean someZeroRow = false;
         for (int r = 0; r < 30 && !someZeroRow; r++) {
-            someZeroRow = Arrays.equals(Arrays.copyOfRange(zeroRows, r * 20, r * 20 + 20), new float[20]);
+            someZeroRow = Arrays.equals(Arrays.copyOfRange(zeroRows, r * 20, r * 20 + 20),
+                    new float[20]);
         }
         assertTrue(someZeroRow, "ZERO_ROWS has an all-zero row");
 
         float[] spike = LoftqArbitraries.values(Distribution.SPIKE, 10, 10, 3);
-        assertEquals(99, Arrays.stream(toDoubles(spike)).filter(v -> v == 0).count(), "SPIKE has one non-zero");
+        assertEquals(99, Arrays.stream(toDoubles(spike)).filter(v -> v == 0).count(),
+                "SPIKE has one non-zero");
 
         float[] sub = LoftqArbitraries.values(Distribution.SUBNORMAL, 10, 10, 5);
         for (float v : sub) {
@@ -83,11 +86,14 @@ class LoftqArbitrariesTest {
             }
             constant += same ? 1 : 0;
         }
-        assertTrue(constant >= 10, "CONSTANT_BLOCKS has constant 64-blocks, got " + constant + " of 30");
+        assertTrue(constant >= 10, "CONSTANT_BLOCKS has constant 64-blocks, got " + constant
+                + " of 30");
 
         float[] nonFinite = LoftqArbitraries.values(Distribution.NON_FINITE, 100, 100, 13);
-        assertTrue(Arrays.stream(toDoubles(nonFinite)).anyMatch(Double::isNaN), "NON_FINITE has NaN");
-        assertTrue(Arrays.stream(toDoubles(nonFinite)).anyMatch(Double::isInfinite), "NON_FINITE has Inf");
+        assertTrue(Arrays.stream(toDoubles(nonFinite)).anyMatch(Double::isNaN),
+                "NON_FINITE has NaN");
+        assertTrue(Arrays.stream(toDoubles(nonFinite)).anyMatch(Double::isInfinite),
+                "NON_FINITE has Inf");
 
         float[] extreme = LoftqArbitraries.values(Distribution.EXTREME, 100, 100, 17);
         assertTrue(Arrays.stream(toDoubles(extreme)).anyMatch(v -> Math.abs(v) == Float.MAX_VALUE),
@@ -108,7 +114,8 @@ class LoftqArbitrariesTest {
         for (int[] s : shapes) {
             for (int a = 0; a < s.length; a++) {
                 int d = out[out.length - s.length + a];
-                assertTrue(s[a] == 1 || s[a] == d, Arrays.toString(s) + " vs " + Arrays.toString(out));
+                assertTrue(s[a] == 1 || s[a] == d, Arrays.toString(s) + " vs "
+                        + Arrays.toString(out));
             }
         }
     }
@@ -128,7 +135,8 @@ class LoftqArbitrariesTest {
 
     @Provide
     Arbitrary<Tuple2<Integer, byte[]>> codeArrays() {
-        return LoftqArbitraries.bitWidths().flatMap(b -> LoftqArbitraries.codes(b, 100).map(c -> Tuple.of(b, c)));
+        return LoftqArbitraries.bitWidths()
+                .flatMap(b -> LoftqArbitraries.codes(b, 100).map(c -> Tuple.of(b, c)));
     }
 
     @Provide
@@ -142,7 +150,8 @@ class LoftqArbitrariesTest {
         assertEquals(1 << bits, book.length, "codebook size");
         assertEquals(-1f, book[0], "first value");
         for (int j = 1; j < book.length; j++) {
-            assertTrue(book[j] - book[j - 1] >= 0x1p-10f, "gap at " + j + " in " + Arrays.toString(book));
+            assertTrue(book[j] - book[j - 1] >= 0x1p-10f, "gap at " + j + " in "
+                    + Arrays.toString(book));
         }
         BucketTable nearest = LoftqArbitraries.nearestTable(book);
         for (int j = 0; j < book.length; j++) {
