@@ -9,51 +9,58 @@ import net.jqwik.api.Example;
 /**
  * The tiled, multi-threaded matmul against the naive float32 {@code i-p-j} loop, bit for bit, on
  * shapes that cross the {@link MatMul#KC} and {@link MatMul#NC} tile edges (the contract kit's
- * matrices are smaller than a tile).
+ * matrices are smaller than a tile) and on skinny products, which take the transposed path.
  */
 class MatMulTest {
-    private static final int M = 37;
-    private static final int K = MatMul.KC * 2 + 3;
-    private static final int N = MatMul.NC + 77;
+    private static final int[] WIDE = {37, MatMul.KC * 2 + 3, MatMul.NC + 77};
+    private static final int[] SKINNY = {MatMul.NC + 201, MatMul.KC + 5, 17};
 
     @Example
     void plainProductMatchesTheNaiveLoop() {
-        check(false, false);
+        check(WIDE, false, false);
+        check(SKINNY, false, false);
     }
 
     @Example
     void transposedAMatchesTheNaiveLoop() {
-        check(true, false);
+        check(WIDE, true, false);
+        check(SKINNY, true, false);
     }
 
     @Example
     void transposedBMatchesTheNaiveLoop() {
-        check(false, true);
+        check(WIDE, false, true);
+        check(SKINNY, false, true);
     }
 
     @Example
     void bothTransposedMatchesTheNaiveLoop() {
-        check(true, true);
+        check(WIDE, true, true);
+        check(SKINNY, true, true);
     }
 
-    private static void check(boolean transposeA, boolean transposeB) {
-        float[] a = LoftqArbitraries.values(Distribution.HEAVY_TAILED, M, K, 1);
-        float[] b = LoftqArbitraries.values(Distribution.GAUSSIAN, K, N, 2);
-        float[] expected = naive(a, transposeA, b, transposeB);
-        float[] got = MatMul.multiply(a, transposeA, b, transposeB, M, K, N);
-        assertSameBits("matmul " + M + "x" + K + "x" + N + " transposeA=" + transposeA
+    private static void check(int[] mkn, boolean transposeA, boolean transposeB) {
+        int m = mkn[0];
+        int k = mkn[1];
+        int n = mkn[2];
+        float[] a = LoftqArbitraries.values(Distribution.HEAVY_TAILED, m, k, 1);
+        float[] b = LoftqArbitraries.values(Distribution.GAUSSIAN, k, n, 2);
+        float[] expected = naive(a, transposeA, b, transposeB, m, k, n);
+        float[] got = MatMul.multiply(a, transposeA, b, transposeB, m, k, n);
+        assertSameBits("matmul " + m + "x" + k + "x" + n + " transposeA=" + transposeA
                 + " transposeB=" + transposeB, expected, got);
     }
 
     /** c[i, j] = Σ_p op(a)[i, p]·op(b)[p, j] summed in float32 for ascending p from 0. */
-    private static float[] naive(float[] a, boolean transposeA, float[] b, boolean transposeB) {
-        float[] c = new float[M * N];
-        for (int i = 0; i < M; i++) {
-            for (int p = 0; p < K; p++) {
-                float av = transposeA ? a[p * M + i] : a[i * K + p];
-                for (int j = 0; j < N; j++) {
-                    float bv = transposeB ? b[j * K + p] : b[p * N + j];
-                    c[i * N + j] += av * bv;
+    private static float[] naive(float[] a, boolean transposeA, float[] b, boolean transposeB,
+            int m, int k, int n) {
+        float[] c = new float[m * n];
+        for (int i = 0; i < m; i++) {
+            for (int p = 0; p < k; p++) {
+                float av = transposeA ? a[p * m + i] : a[i * k + p];
+                for (int j = 0; j < n; j++) {
+                    float bv = transposeB ? b[j * k + p] : b[p * n + j];
+                    c[i * n + j] += av * bv;
                 }
             }
         }
