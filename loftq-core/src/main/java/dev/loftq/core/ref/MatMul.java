@@ -10,7 +10,8 @@ import dev.loftq.core.tensor.Parallel;
  * ascending order (an axpy on a row segment that stays in L1, which the JIT vectorises); rows are
  * split across threads. A transposed A is read in place (one scalar per axpy). A transposed B is
  * copied one tile at a time into a row-major panel so the axpy stays contiguous; an untransposed
- * B is read in place.
+ * B is read in place. A product with few columns and more rows is computed as
+ * {@code (op(B)ᵀ·op(A)ᵀ)ᵀ} so the long side of C is the one the inner loop runs along.
  *
  * <p>Every element of C is the float32 sum of its products in ascending inner order starting from
  * 0, exactly the naive {@code i-p-j} loop, whatever the tiling and thread count.
@@ -22,6 +23,11 @@ final class MatMul {
     static final int NC = 512;
     /** Inner steps per tile: a transposed-B panel of KC x NC floats (512 KiB) stays in L2. */
     static final int KC = 256;
+    /**
+     * Columns of C below which a product with more rows than columns is computed transposed: an
+     * inner loop of a few dozen floats is too short for the JIT's unrolled vector loop.
+     */
+    static final int SKINNY = 128;
     /** Multiply-adds below which a tile stays on the calling thread. */
     private static final int GRAIN_MULADDS = 1 << 17;
 
@@ -38,6 +44,17 @@ final class MatMul {
             throw new IllegalStateException("matmul: arrays of " + a.length + " and " + b.length
                     + " elements do not match m=" + m + ", k=" + k + ", n=" + n);
         }
+        if (n < SKINNY && m > n) {
+            // C = (op(B)ᵀ·op(A)ᵀ)ᵀ: the long side of C becomes the vectorised inner loop
+            float[] ct = tiled(b, !transposeB, a, !transposeA, n, k, m);
+            return Layout.transpose(ct, n, m);
+        }
+        return tiled(a, transposeA, b, transposeB, m, k, n);
+    }
+
+    /** {@link #multiply} with the row segments of C as the inner loop. */
+    private static float[] tiled(float[] a, boolean transposeA, float[] b, boolean transposeB,
+            int m, int k, int n) {
         float[] c = new float[Math.multiplyExact(m, n)];
         if (m == 0 || n == 0 || k == 0) {
             return c;
