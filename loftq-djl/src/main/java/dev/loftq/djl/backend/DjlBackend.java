@@ -30,10 +30,11 @@ import org.slf4j.LoggerFactory;
  * evaluated in float64 and rounded once (PyTorch's float32 sqrt is not correctly rounded on CPU, its
  * float32 sigmoid underflows to 0 below -88), and {@code maximum}, {@code minimum} and
  * {@code clamp} fix the sign of zero where PyTorch differs from {@link Math#max}/{@link Math#min}.
- * Of the coarse codebook kernels, {@code blockAbsMax}, {@code gather} and {@code decode} run as
- * PyTorch operations that give the bits of {@link dev.loftq.core.tensor.HostKernels};
- * {@code encode}, {@code pack} and {@code unpack} (bucketing and bit operations, which DJL lacks)
- * copy to the host and run {@code HostKernels} there.
+ * Of the coarse codebook kernels, {@code blockAbsMax}, {@code gather} and {@code decode} (and
+ * {@code sumOfSquares}) run where {@link KernelPlacement} says: on the host through
+ * {@link dev.loftq.core.tensor.HostKernels} (the CPU default), or as PyTorch operations that give
+ * the same bits (the GPU default). {@code encode}, {@code pack} and {@code unpack} (bucketing and bit
+ * operations, which DJL lacks) always copy to the host and run {@code HostKernels} there.
  *
  * <p><b>Transfers.</b> Host arrays are copied into a reused, native-order direct buffer (a small
  * pool per backend), from which PyTorch makes its own copy on the device; a fresh direct buffer per
@@ -59,32 +60,48 @@ public final class DjlBackend implements Backend, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DjlBackend.class);
 
     private final Device device;
+    private final KernelPlacement placement;
     private final NDManager base;
     private final StagingBuffers staging;
     private final DjlAutograd autograd;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private DjlBackend(Device device) {
+    private DjlBackend(Device device, KernelPlacement placement) {
         this.device = device;
+        this.placement = placement;
         this.base = Engine.getEngine(ENGINE).newBaseManager(device);
         this.base.setName("loftq-" + device);
         this.staging = new StagingBuffers();
         this.autograd = new DjlAutograd(this);
-        LOG.debug("DJL backend on {} (PyTorch {})", device, Engine.getEngine(ENGINE).getVersion());
+        LOG.debug("DJL backend on {} (PyTorch {}), coarse kernels on the {}", device,
+                Engine.getEngine(ENGINE).getVersion(), placement);
     }
 
     /** A backend on the CPU. */
     public static DjlBackend cpu() {
-        return new DjlBackend(Device.cpu());
+        return on(Device.cpu());
     }
 
     /**
-     * A backend on {@code device}.
+     * A backend on {@code device}, with the coarse kernels where they are fastest there
+     * ({@link KernelPlacement#HOST} on the CPU, {@link KernelPlacement#DEVICE} on a GPU).
      *
      * @throws IllegalArgumentException if the device is a GPU that the PyTorch engine cannot see
      */
     public static DjlBackend on(Device device) {
         Checks.notNull("device", device);
+        return on(device, KernelPlacement.defaultFor(device));
+    }
+
+    /**
+     * A backend on {@code device} with the coarse kernels placed as {@code placement} says (for
+     * benchmarks and tests; results are the same either way).
+     *
+     * @throws IllegalArgumentException if the device is a GPU that the PyTorch engine cannot see
+     */
+    public static DjlBackend on(Device device, KernelPlacement placement) {
+        Checks.notNull("device", device);
+        Checks.notNull("placement", placement);
         if (device.isGpu()) {
             int gpus = Engine.getEngine(ENGINE).getGpuCount();
             if (device.getDeviceId() >= gpus) {
@@ -92,12 +109,12 @@ public final class DjlBackend implements Backend, AutoCloseable {
                         + "engine sees " + gpus + " GPU(s); CUDA needs a pytorch-native-cuXXX artifact");
             }
         }
-        return new DjlBackend(device);
+        return new DjlBackend(device, placement);
     }
 
     /** A backend on the first GPU if the PyTorch engine sees one, else on the CPU. */
     public static DjlBackend best() {
-        return new DjlBackend(Engine.getEngine(ENGINE).getGpuCount() > 0 ? Device.gpu(0) : Device.cpu());
+        return on(Engine.getEngine(ENGINE).getGpuCount() > 0 ? Device.gpu(0) : Device.cpu());
     }
 
     @Override
@@ -109,6 +126,11 @@ public final class DjlBackend implements Backend, AutoCloseable {
     @Override
     public String device() {
         return device.toString();
+    }
+
+    /** Where the coarse kernels run. */
+    public KernelPlacement placement() {
+        return placement;
     }
 
     /** The DJL device of every tensor of this backend. */
@@ -155,7 +177,7 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     @Override
     public String toString() {
-        return NAME + "(" + device + ")";
+        return NAME + "(" + device + ", coarse kernels on the " + placement + ")";
     }
 
     // ---- zero-copy interop ----------------------------------------------------------------------
@@ -208,6 +230,10 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     DjlAutograd autogradImpl() {
         return autograd;
+    }
+
+    boolean hostKernels() {
+        return placement == KernelPlacement.HOST;
     }
 
     /** True where PyTorch's {@code from_blob} aliases host memory instead of copying it. */

@@ -19,6 +19,7 @@ import dev.loftq.core.tensor.Shapes;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.function.Function;
 
@@ -414,12 +415,22 @@ final class DjlScope implements TensorScope {
         return out(d.nd().mean(new int[] {-1}, false));
     }
 
-    /** Sum of squares in float64 on the device; only the scalar result crosses to the host. */
+    /**
+     * Sum of squares accumulated in float64: on the host, streamed from the tensor's memory in chunks
+     * ({@link KernelPlacement#HOST}), or as a float64 PyTorch reduction whose scalar alone crosses to
+     * the host ({@link KernelPlacement#DEVICE}).
+     */
     @Override
     public double sumOfSquares(Tensor a) {
         DjlTensor d = f32("sumOfSquares", "a", a);
-        if (d.numel() == 0) {
+        int n = Shapes.numelInt("sumOfSquares", d.shape());
+        if (n == 0) {
             return 0.0;
+        }
+        if (backend.hostKernels()) {
+            double[] sum = new double[1];
+            download(d.nd(), n, buf -> sum[0] = sumOfSquares(buf.asFloatBuffer()));
+            return sum[0];
         }
         try (NDManager tmp = manager.newSubManager()) {
             NDArray x = NdKernels.own(tmp, d.nd().toType(DataType.FLOAT64, false));
@@ -427,6 +438,35 @@ final class DjlScope implements TensorScope {
             NDArray sum = NdKernels.own(tmp, sq.sum());
             return sum.toDoubleArray()[0];
         }
+    }
+
+    /** Sum of squares of the remaining floats, four float64 accumulators, 64K floats at a time. */
+    private static double sumOfSquares(FloatBuffer src) {
+        float[] chunk = new float[Math.min(src.remaining(), 1 << 16)];
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        while (src.hasRemaining()) {
+            int len = Math.min(chunk.length, src.remaining());
+            src.get(chunk, 0, len);
+            int i = 0;
+            for (; i + 3 < len; i += 4) {
+                double a = chunk[i];
+                double b = chunk[i + 1];
+                double c = chunk[i + 2];
+                double e = chunk[i + 3];
+                s0 += a * a;
+                s1 += b * b;
+                s2 += c * c;
+                s3 += e * e;
+            }
+            for (; i < len; i++) {
+                double a = chunk[i];
+                s0 += a * a;
+            }
+        }
+        return (s0 + s1) + (s2 + s3);
     }
 
     // ---- linear algebra -----------------------------------------------------------------------------
@@ -460,22 +500,42 @@ final class DjlScope implements TensorScope {
 
     // ---- codebooks ----------------------------------------------------------------------------------
 
+    /** On the host or as PyTorch take, as {@link KernelPlacement} says. */
     @Override
     public Tensor gather(Tensor table, Tensor codes) {
         DjlTensor tab = table1d("gather", table);
         DjlTensor c = in("gather", "codes", codes);
         requireType("gather", "codes", c, DType.UINT8);
         int size = tab.dim(0);
-        if (c.numel() > 0) {
+        int n = Shapes.numelInt("gather", c.shape());
+        if (backend.hostKernels()) {
+            byte[] cs = toByteArray(c);
+            float[] ts = toFloatArray(tab);
+            float[] out = new float[n];
+            for (int i = 0; i < n; i++) {
+                int code = cs[i] & 0xFF;
+                if (code >= size) {
+                    throw gatherRange(code, size);
+                }
+                out[i] = ts[code];
+            }
+            return out(upload(DataType.FLOAT32, c.shape(), n * 4, buf -> buf.asFloatBuffer().put(out)));
+        }
+        if (n > 0) {
             int max = maxCode(c);
             if (max >= size) {
-                throw new IllegalArgumentException("gather: code " + max + " does not index the table of "
-                        + size + " entries; codes must be in [0, " + (size - 1) + "]");
+                throw gatherRange(max, size);
             }
         }
         return withTmp(tmp -> NdKernels.gather(tmp, tab.nd(), c.nd()));
     }
 
+    private static IllegalArgumentException gatherRange(int code, int size) {
+        return new IllegalArgumentException("gather: code " + code + " does not index the table of " + size
+                + " entries; codes must be in [0, " + (size - 1) + "]");
+    }
+
+    /** On the host or as PyTorch abs-and-max over blocks, as {@link KernelPlacement} says. */
     @Override
     public Tensor blockAbsMax(Tensor x, int blockSize) {
         DjlTensor d = f32("blockAbsMax", "x", x);
@@ -484,6 +544,13 @@ final class DjlScope implements TensorScope {
         if (n < 1) {
             throw new IllegalArgumentException("blockAbsMax: x must have at least 1 element, got shape "
                     + Arrays.toString(d.shape()));
+        }
+        if (backend.hostKernels()) {
+            int blocks = (int) (((long) n + blockSize - 1) / blockSize);
+            float[] out = new float[blocks];
+            HostKernels.blockAbsMax(toFloatArray(d), n, blockSize, out);
+            return out(upload(DataType.FLOAT32, new int[] {blocks}, blocks * 4,
+                    buf -> buf.asFloatBuffer().put(out)));
         }
         return withTmp(tmp -> NdKernels.blockAbsMax(tmp, d.nd(), n, blockSize));
     }
@@ -507,6 +574,7 @@ final class DjlScope implements TensorScope {
         return out(upload(DataType.UINT8, shape, n, buf -> buf.put(codes)));
     }
 
+    /** On the host or as PyTorch take-and-multiply, as {@link KernelPlacement} says. */
     @Override
     public Tensor decode(Tensor codes, Tensor table, Tensor scale, int blockSize) {
         DjlTensor c = in("decode", "codes", codes);
@@ -517,6 +585,11 @@ final class DjlScope implements TensorScope {
         DjlTensor s = scaleArg("decode", scale, n, blockSize);
         if (n == 0) {
             return out(manager.create(c.nd().getShape(), DataType.FLOAT32));
+        }
+        if (backend.hostKernels()) {
+            float[] out = new float[n];
+            HostKernels.decode(toByteArray(c), n, toFloatArray(tab), toFloatArray(s), blockSize, out);
+            return out(upload(DataType.FLOAT32, c.shape(), n * 4, buf -> buf.asFloatBuffer().put(out)));
         }
         return withTmp(tmp -> NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize));
     }

@@ -24,28 +24,39 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** The coarse codebook kernels of the DJL backend against {@link HostKernels}, bit for bit. */
-class DjlBackendCodebookTest {
+/**
+ * The coarse codebook kernels of the DJL backend against {@link HostKernels}, bit for bit, once per
+ * {@link KernelPlacement} (see the subclasses).
+ */
+abstract class DjlBackendCodebookTest {
     /** NF4 code values (bitsandbytes), ascending. */
     static final float[] NF4 = {-1f, -0.6961928f, -0.52507305f, -0.3949175f, -0.28444138f,
         -0.18477343f, -0.09105004f, 0f, 0.0795803f, 0.1609302f, 0.2461123f, 0.33791524f,
         0.44070983f, 0.562617f, 0.72295684f, 1f};
 
-    private static DjlBackend backend;
+    private static java.util.Map<KernelPlacement, DjlBackend> backends;
     private TensorScope scope;
 
+    /** Where this run places the coarse kernels. */
+    abstract KernelPlacement placement();
+
     @BeforeAll
-    static void openBackend() {
-        backend = DjlBackend.cpu();
+    static void openBackends() {
+        backends = new java.util.EnumMap<>(KernelPlacement.class);
+        for (KernelPlacement p : KernelPlacement.values()) {
+            backends.put(p, DjlBackend.on(ai.djl.Device.cpu(), p));
+        }
     }
 
     @AfterAll
-    static void closeBackend() {
-        backend.close();
+    static void closeBackends() {
+        backends.values().forEach(DjlBackend::close);
     }
 
     @BeforeEach
     void openScope() {
+        DjlBackend backend = backends.get(placement());
+        assertEquals(placement(), backend.placement());
         scope = backend.newScope();
     }
 
@@ -177,6 +188,29 @@ class DjlBackendCodebookTest {
         for (int i = 0; i < n; i++) {
             assertTrue(Math.abs(v[i] - y[i]) <= 0.17f * am[i / 64], "element " + i);
         }
+    }
+
+    @Test
+    void sumOfSquaresAccumulatesInDouble() {
+        int n = 5 * 39323;
+        float[] v = Oracles.normals(7, n);
+        double expected = 0;
+        for (float f : v) {
+            expected += (double) f * f;
+        }
+        assertEquals(expected, scope.sumOfSquares(scope.fromHost(v, 5, n / 5)), expected * 1e-12);
+        assertEquals(expected, scope.sumOfSquares(scope.transpose(scope.fromHost(v, 5, n / 5))),
+                expected * 1e-12);
+        assertEquals(6.25, scope.sumOfSquares(scope.fromHost(new float[] {2.5f})));
+        assertEquals(0.0, scope.sumOfSquares(scope.fromHost(new float[0], 0)));
+        assertTrue(Double.isNaN(scope.sumOfSquares(scope.fromHost(new float[] {1f, Float.NaN}, 2))));
+        assertEquals(Double.POSITIVE_INFINITY, scope.sumOfSquares(scope.fromHost(
+                new float[] {1f, Float.NEGATIVE_INFINITY}, 2)));
+        // A float32 accumulator would lose this: 1e8 + 16 * 1 in float32 is 1e8.
+        float[] big = new float[17];
+        big[0] = 1e4f;
+        java.util.Arrays.fill(big, 1, 17, 1f);
+        assertEquals(1e8 + 16, scope.sumOfSquares(scope.fromHost(big, 17)));
     }
 
     static Stream<Arguments> packCases() {

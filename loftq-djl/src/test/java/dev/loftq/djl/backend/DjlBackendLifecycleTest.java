@@ -49,19 +49,57 @@ class DjlBackendLifecycleTest {
         }
     }
 
-    /** Runs {@code op} and checks that exactly one array (its result) was added, in {@code scope}. */
+    /** Runs {@code op} and checks that exactly one array (its result) was added to the backend. */
     private static Tensor one(List<NDArray> made, Supplier<Tensor> op) {
-        int before = backend.liveArrayCount();
+        return one(backend, made, op);
+    }
+
+    private static Tensor one(DjlBackend b, List<NDArray> made, Supplier<Tensor> op) {
+        int before = b.liveArrayCount();
         Tensor r = op.get();
-        assertEquals(before + 1, backend.liveArrayCount(), "an op must leave exactly its result");
+        assertEquals(before + 1, b.liveArrayCount(), "an op must leave exactly its result");
         made.add(DjlBackend.ndArray(r));
         return r;
     }
 
     private static void none(Runnable op) {
-        int before = backend.liveArrayCount();
+        none(backend, op);
+    }
+
+    private static void none(DjlBackend b, Runnable op) {
+        int before = b.liveArrayCount();
         op.run();
-        assertEquals(before, backend.liveArrayCount(), "a host read must leave no array");
+        assertEquals(before, b.liveArrayCount(), "a host read must leave no array");
+    }
+
+    @Test
+    void coarseKernelsOnTheDeviceLeaveNothingBehind() {
+        int engineBefore = engineArrays();
+        try (DjlBackend b = DjlBackend.on(Device.cpu(), KernelPlacement.DEVICE);
+                TensorScope root = b.newScope()) {
+            assertEquals(KernelPlacement.DEVICE, b.placement());
+            Tensor a = root.fromHost(Oracles.data(1, 15), 3, 5);
+            Tensor codes = root.fromHostBytes(new byte[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 11);
+            Tensor table = root.fromHost(DjlBackendCodebookTest.NF4, 16);
+            Tensor scales = root.fromHost(new float[] {1f, 2f, 3f}, 3);
+            Tensor shortTable = root.sliceRows(table, 0, 8);
+            Tensor transposed = root.transpose(a);
+            int rootCount = b.liveArrayCount();
+            List<NDArray> made = new ArrayList<>();
+            try (TensorScope s = root.newChild()) {
+                one(b, made, () -> s.blockAbsMax(a, 4));
+                one(b, made, () -> s.blockAbsMax(a, 5));
+                one(b, made, () -> s.blockAbsMax(a, 64));
+                one(b, made, () -> s.gather(table, codes));
+                one(b, made, () -> s.decode(codes, table, scales, 4));
+                one(b, made, () -> s.decode(codes, shortTable, scales, 4));
+                none(b, () -> s.sumOfSquares(a));
+                none(b, () -> s.sumOfSquares(transposed));
+            }
+            made.forEach(nd -> assertTrue(nd.isReleased()));
+            assertEquals(rootCount, b.liveArrayCount());
+        }
+        assertEquals(engineBefore, engineArrays());
     }
 
     @Test

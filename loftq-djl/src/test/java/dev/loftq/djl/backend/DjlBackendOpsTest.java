@@ -383,24 +383,6 @@ class DjlBackendOpsTest {
         assertClose(mean, scope.toFloatArray(scope.meanLast(f)), 1e-5, "meanLast");
     }
 
-    @Test
-    void sumOfSquaresInDouble() {
-        int n = 100_002;
-        float[] v = normals(18, n);
-        double expected = 0;
-        for (float f : v) {
-            expected += (double) f * f;
-        }
-        assertEquals(expected, scope.sumOfSquares(t(v, 7, n / 7)), expected * 1e-12);
-        assertEquals(6.25, scope.sumOfSquares(t(new float[] {2.5f})));
-        assertTrue(Double.isNaN(scope.sumOfSquares(t(new float[] {1f, Float.NaN}, 2))));
-        // A float32 accumulator would lose this: 1e8 + 16 * 1 in float32 is 1e8.
-        float[] big = new float[17];
-        big[0] = 1e4f;
-        java.util.Arrays.fill(big, 1, 17, 1f);
-        assertEquals(1e8 + 16, scope.sumOfSquares(t(big, 17)));
-    }
-
     // ---- matmul -------------------------------------------------------------------------------------
 
     static Stream<Arguments> matmulShapes() {
