@@ -37,9 +37,9 @@ import org.slf4j.LoggerFactory;
  * operations, which DJL lacks) always copy to the host and run {@code HostKernels} there.
  *
  * <p><b>Transfers.</b> Host arrays are copied into a reused, native-order direct buffer (a small
- * pool per backend), from which PyTorch makes its own copy on the device; a fresh direct buffer per
- * upload would cost far more than the copy. Downloads read the device memory of a contiguous CPU
- * tensor directly.
+ * pool per backend, 8 MB chunks), from which PyTorch makes its own copy on the device; a fresh direct
+ * buffer per upload would cost far more than the copy. Downloads read the memory of a contiguous CPU
+ * tensor in place. Both go in chunks, so tensors over 2 GB cross too.
  *
  * <p><b>Devices.</b> This module depends on the CPU natives ({@code pytorch-native-cpu}); for CUDA,
  * replace them with the matching {@code ai.djl.pytorch:pytorch-native-cuXXX} classifier (or let DJL
@@ -59,16 +59,21 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(DjlBackend.class);
 
+    /** Default size of one host-device transfer chunk (and of the pooled staging buffers). */
+    static final int TRANSFER_CHUNK_BYTES = 8 << 20;
+
     private final Device device;
     private final KernelPlacement placement;
+    private final int transferChunkBytes;
     private final NDManager base;
     private final StagingBuffers staging;
     private final DjlAutograd autograd;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private DjlBackend(Device device, KernelPlacement placement) {
+    private DjlBackend(Device device, KernelPlacement placement, int transferChunkBytes) {
         this.device = device;
         this.placement = placement;
+        this.transferChunkBytes = transferChunkBytes;
         this.base = Engine.getEngine(ENGINE).newBaseManager(device);
         this.base.setName("loftq-" + device);
         this.staging = new StagingBuffers();
@@ -109,7 +114,12 @@ public final class DjlBackend implements Backend, AutoCloseable {
                         + "engine sees " + gpus + " GPU(s); CUDA needs a pytorch-native-cuXXX artifact");
             }
         }
-        return new DjlBackend(device, placement);
+        return new DjlBackend(device, placement, TRANSFER_CHUNK_BYTES);
+    }
+
+    /** A CPU backend with a small transfer chunk, so tests exercise chunked copies on small data. */
+    static DjlBackend withChunkBytes(KernelPlacement placement, int transferChunkBytes) {
+        return new DjlBackend(Device.cpu(), placement, transferChunkBytes);
     }
 
     /** A backend on the first GPU if the PyTorch engine sees one, else on the CPU. */
@@ -230,6 +240,11 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     DjlAutograd autogradImpl() {
         return autograd;
+    }
+
+    /** Bytes per host-device transfer chunk. */
+    int transferChunkBytes() {
+        return transferChunkBytes;
     }
 
     boolean hostKernels() {

@@ -101,14 +101,14 @@ final class DjlScope implements TensorScope {
     public Tensor fromHost(float[] data, int... shape) {
         checkOpen("fromHost");
         int n = checkHostData("fromHost", data == null ? -1 : data.length, shape);
-        return out(upload(DataType.FLOAT32, shape, n * 4, buf -> buf.asFloatBuffer().put(data, 0, n)));
+        return out(uploadFloats(data, shape));
     }
 
     @Override
     public Tensor fromHostBytes(byte[] data, int... shape) {
         checkOpen("fromHostBytes");
         int n = checkHostData("fromHostBytes", data == null ? -1 : data.length, shape);
-        return out(upload(DataType.UINT8, shape, n, buf -> buf.put(data, 0, n)));
+        return out(uploadBytes(data, shape));
     }
 
     @Override
@@ -123,7 +123,7 @@ final class DjlScope implements TensorScope {
         checkOpen("randomNormal");
         int n = checkShape("randomNormal", shape);
         float[] data = HostRandom.normal(seed, mean, std, n);
-        return out(upload(DataType.FLOAT32, shape, n * 4, buf -> buf.asFloatBuffer().put(data)));
+        return out(uploadFloats(data, shape));
     }
 
     @Override
@@ -133,7 +133,7 @@ final class DjlScope implements TensorScope {
         int n = Shapes.numelInt("toFloatArray", d.shape());
         float[] out = new float[n];
         if (n > 0) {
-            download(d.nd(), n, buf -> buf.asFloatBuffer().get(out));
+            download(d.nd(), n, 4, (buf, from, len) -> buf.asFloatBuffer().get(out, from, len));
         }
         return out;
     }
@@ -147,7 +147,7 @@ final class DjlScope implements TensorScope {
         int n = Shapes.numelInt("toByteArray", d.shape());
         byte[] out = new byte[n];
         if (n > 0) {
-            download(d.nd(), n, buf -> buf.get(out));
+            download(d.nd(), n, 1, (buf, from, len) -> buf.get(out, from, len));
         }
         return out;
     }
@@ -428,9 +428,9 @@ final class DjlScope implements TensorScope {
             return 0.0;
         }
         if (backend.hostKernels()) {
-            double[] sum = new double[1];
-            download(d.nd(), n, buf -> sum[0] = sumOfSquares(buf.asFloatBuffer()));
-            return sum[0];
+            SquareSum sum = new SquareSum(Math.min(n, backend.transferChunkBytes() / 4));
+            download(d.nd(), n, 4, (buf, from, len) -> sum.add(buf.asFloatBuffer()));
+            return sum.total();
         }
         try (NDManager tmp = manager.newSubManager()) {
             NDArray x = NdKernels.own(tmp, d.nd().toType(DataType.FLOAT64, false));
@@ -440,33 +440,44 @@ final class DjlScope implements TensorScope {
         }
     }
 
-    /** Sum of squares of the remaining floats, four float64 accumulators, 64K floats at a time. */
-    private static double sumOfSquares(FloatBuffer src) {
-        float[] chunk = new float[Math.min(src.remaining(), 1 << 16)];
-        double s0 = 0;
-        double s1 = 0;
-        double s2 = 0;
-        double s3 = 0;
-        while (src.hasRemaining()) {
-            int len = Math.min(chunk.length, src.remaining());
-            src.get(chunk, 0, len);
-            int i = 0;
-            for (; i + 3 < len; i += 4) {
-                double a = chunk[i];
-                double b = chunk[i + 1];
-                double c = chunk[i + 2];
-                double e = chunk[i + 3];
-                s0 += a * a;
-                s1 += b * b;
-                s2 += c * c;
-                s3 += e * e;
-            }
-            for (; i < len; i++) {
-                double a = chunk[i];
-                s0 += a * a;
+    /** A float64 sum of squares over chunks: four accumulators, 64K floats copied at a time. */
+    private static final class SquareSum {
+        private final float[] scratch;
+        private double s0;
+        private double s1;
+        private double s2;
+        private double s3;
+
+        SquareSum(int maxChunk) {
+            scratch = new float[Math.max(1, Math.min(maxChunk, 1 << 16))];
+        }
+
+        void add(FloatBuffer src) {
+            float[] c = scratch;
+            while (src.hasRemaining()) {
+                int len = Math.min(c.length, src.remaining());
+                src.get(c, 0, len);
+                int i = 0;
+                for (; i + 3 < len; i += 4) {
+                    double a = c[i];
+                    double b = c[i + 1];
+                    double d = c[i + 2];
+                    double e = c[i + 3];
+                    s0 += a * a;
+                    s1 += b * b;
+                    s2 += d * d;
+                    s3 += e * e;
+                }
+                for (; i < len; i++) {
+                    double a = c[i];
+                    s0 += a * a;
+                }
             }
         }
-        return (s0 + s1) + (s2 + s3);
+
+        double total() {
+            return (s0 + s1) + (s2 + s3);
+        }
     }
 
     // ---- linear algebra -----------------------------------------------------------------------------
@@ -519,7 +530,7 @@ final class DjlScope implements TensorScope {
                 }
                 out[i] = ts[code];
             }
-            return out(upload(DataType.FLOAT32, c.shape(), n * 4, buf -> buf.asFloatBuffer().put(out)));
+            return out(uploadFloats(out, c.shape()));
         }
         if (n > 0) {
             int max = maxCode(c);
@@ -549,8 +560,7 @@ final class DjlScope implements TensorScope {
             int blocks = (int) (((long) n + blockSize - 1) / blockSize);
             float[] out = new float[blocks];
             HostKernels.blockAbsMax(toFloatArray(d), n, blockSize, out);
-            return out(upload(DataType.FLOAT32, new int[] {blocks}, blocks * 4,
-                    buf -> buf.asFloatBuffer().put(out)));
+            return out(uploadFloats(out, blocks));
         }
         return withTmp(tmp -> NdKernels.blockAbsMax(tmp, d.nd(), n, blockSize));
     }
@@ -571,7 +581,7 @@ final class DjlScope implements TensorScope {
         float[] ss = toFloatArray(s);
         byte[] codes = new byte[n];
         HostKernels.encode(xs, n, ss, blockSize, mode, table, codes);
-        return out(upload(DataType.UINT8, shape, n, buf -> buf.put(codes)));
+        return out(uploadBytes(codes, shape));
     }
 
     /** On the host or as PyTorch take-and-multiply, as {@link KernelPlacement} says. */
@@ -589,7 +599,7 @@ final class DjlScope implements TensorScope {
         if (backend.hostKernels()) {
             float[] out = new float[n];
             HostKernels.decode(toByteArray(c), n, toFloatArray(tab), toFloatArray(s), blockSize, out);
-            return out(upload(DataType.FLOAT32, c.shape(), n * 4, buf -> buf.asFloatBuffer().put(out)));
+            return out(uploadFloats(out, c.shape()));
         }
         return withTmp(tmp -> NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize));
     }
@@ -619,7 +629,7 @@ final class DjlScope implements TensorScope {
         int len = HostKernels.packedLength(n, bits);
         byte[] packed = new byte[len];
         HostKernels.pack(host, n, bits, order, padCode, packed);
-        return out(upload(DataType.UINT8, new int[] {len}, len, buf -> buf.put(packed)));
+        return out(uploadBytes(packed, len));
     }
 
     /** Host round trip: DJL has no bit operations. */
@@ -643,7 +653,7 @@ final class DjlScope implements TensorScope {
         byte[] host = toByteArray(p);
         byte[] codes = new byte[count];
         HostKernels.unpack(host, bits, order, count, codes);
-        return out(upload(DataType.UINT8, new int[] {count}, count, buf -> buf.put(codes)));
+        return out(uploadBytes(codes, count));
     }
 
     // ---- interop ------------------------------------------------------------------------------------
@@ -703,56 +713,104 @@ final class DjlScope implements TensorScope {
         }
     }
 
-    /** Fills a staging buffer. */
+    /** Writes elements {@code [from, from + len)} of a host array at the start of {@code buf}. */
     @FunctionalInterface
-    private interface Fill {
-        void into(ByteBuffer buf);
+    private interface ChunkFill {
+        void into(ByteBuffer buf, int from, int len);
+    }
+
+    /** Reads elements {@code [from, from + len)} of a tensor from {@code buf} (position 0). */
+    @FunctionalInterface
+    private interface ChunkDrain {
+        void from(ByteBuffer buf, int from, int len);
+    }
+
+    private NDArray uploadFloats(float[] data, int... shape) {
+        return upload(DataType.FLOAT32, 4, shape, data.length,
+                (buf, from, len) -> buf.asFloatBuffer().put(data, from, len));
+    }
+
+    private NDArray uploadBytes(byte[] data, int... shape) {
+        return upload(DataType.UINT8, 1, shape, data.length, (buf, from, len) -> buf.put(0, data, from, len));
     }
 
     /**
-     * Uploads {@code bytes} bytes written by {@code fill} as a new array of this scope's device that
-     * owns its memory. The staging buffer is reused: on the CPU, PyTorch's {@code from_blob} only
-     * borrows the buffer, so the array is cloned before the buffer goes back to the pool; on a GPU
-     * the upload itself copies.
+     * Uploads {@code n} host elements as a new array of this scope's device that owns its memory,
+     * through a reused staging buffer. Up to one chunk ({@link DjlBackend#transferChunkBytes()}): the
+     * buffer becomes an array ({@code from_blob}), which on the CPU only borrows the buffer, so it is
+     * cloned before the buffer goes back to the pool (a GPU upload copies by itself). Larger: an empty
+     * array is filled chunk by chunk, so the staging buffer stays small and any size fits.
      */
-    private NDArray upload(DataType type, int[] shape, int bytes, Fill fill) {
+    private NDArray upload(DataType type, int elementBytes, int[] shape, int n, ChunkFill fill) {
         Shape s = DjlTensor.shape(shape);
-        if (bytes == 0) {
+        if (n == 0) {
             return manager.create(s, type);
         }
         StagingBuffers staging = backend.staging();
-        ByteBuffer buf = staging.acquire(bytes);
-        try {
-            fill.into(buf);
-            buf.position(0).limit(bytes);
-            NDArray staged = manager.create(buf, s, type);
-            if (!backend.aliasesHostMemory()) {
-                return staged;
+        int chunk = Math.max(1, backend.transferChunkBytes() / elementBytes);
+        if (n <= chunk) {
+            ByteBuffer buf = staging.acquire(n * elementBytes);
+            try {
+                fill.into(buf, 0, n);
+                buf.position(0).limit(n * elementBytes);
+                return ownMemory(manager.create(buf, s, type));
+            } finally {
+                staging.release(buf);
             }
-            try (NDArray borrowed = staged) {
-                return borrowed.duplicate();
+        }
+        try (NDManager tmp = manager.newSubManager()) {
+            NDArray flat = NdKernels.own(tmp, tmp.create(new Shape(n), type));
+            ByteBuffer buf = staging.acquire(chunk * elementBytes);
+            try {
+                for (int from = 0; from < n; from += chunk) {
+                    int len = Math.min(chunk, n - from);
+                    buf.clear();
+                    fill.into(buf, from, len);
+                    buf.position(0).limit(len * elementBytes);
+                    try (NDArray part = tmp.create(buf, new Shape(len), type)) {
+                        flat.set(new NDIndex().addSliceDim(from, (long) from + len), part);
+                    }
+                }
+            } finally {
+                staging.release(buf);
             }
-        } finally {
-            staging.release(buf);
+            NDArray result = NdKernels.own(tmp, flat.reshape(s));
+            result.attach(manager);
+            return result;
         }
     }
 
-    /** Reads from a buffer. */
-    @FunctionalInterface
-    private interface Drain {
-        void from(ByteBuffer buf);
+    /** {@code staged} if it owns its memory, else a copy of it (and {@code staged} is closed). */
+    private NDArray ownMemory(NDArray staged) {
+        if (!backend.aliasesHostMemory()) {
+            return staged;
+        }
+        try (NDArray borrowed = staged) {
+            return borrowed.duplicate();
+        }
     }
 
     /**
-     * Copies the {@code n >= 1} elements of {@code nd} to the host. A contiguous CPU array is read in
-     * place; DJL's copies for other arrays (non-contiguous views, GPU arrays) go into a temporary
-     * manager, not into the array's owner.
+     * Copies the {@code n >= 1} elements of {@code nd} to the host, chunk by chunk. Contiguous CPU
+     * memory is read in place; DJL's copies for other arrays (non-contiguous views, GPU arrays) go
+     * into a temporary manager, not into the array's owner.
      */
-    private void download(NDArray nd, int n, Drain drain) {
+    private void download(NDArray nd, int n, int elementBytes, ChunkDrain drain) {
         try (NDManager tmp = manager.newSubManager()) {
             NDArray flat = NdKernels.own(tmp, nd.reshape(n));
-            ByteBuffer buf = flat.toByteBuffer(true);
-            drain.from(buf);
+            int chunk = Math.max(1, backend.transferChunkBytes() / elementBytes);
+            if (n <= chunk) {
+                drain.from(flat.toByteBuffer(true), 0, n);
+                return;
+            }
+            for (int from = 0; from < n; from += chunk) {
+                int len = Math.min(chunk, n - from);
+                try (NDManager part = tmp.newSubManager()) {
+                    NDArray slice = NdKernels.own(part, flat.get(part, new NDIndex().addSliceDim(from,
+                            (long) from + len)));
+                    drain.from(slice.toByteBuffer(true), from, len);
+                }
+            }
         }
     }
 

@@ -18,7 +18,7 @@ final class StagingBuffers {
     /** Buffers kept for reuse. */
     static final int MAX_POOLED = 2;
     /** Capacity above which a buffer is not kept. */
-    static final int MAX_POOLED_BYTES = 256 << 20;
+    static final int MAX_POOLED_BYTES = 64 << 20;
     /** Capacities are rounded up to a multiple of this, so near sizes share a buffer. */
     private static final int GRANULE = 1 << 20;
 

@@ -3,7 +3,7 @@ package dev.loftq.djl.backend;
 /** {@link DjlBackendCodebookTest} with the coarse kernels {@link KernelPlacement#DEVICE}. */
 class DjlBackendCodebookDeviceTest extends DjlBackendCodebookTest {
     @Override
-    KernelPlacement placement() {
-        return KernelPlacement.DEVICE;
+    DjlBackend newBackend() {
+        return DjlBackend.on(ai.djl.Device.cpu(), KernelPlacement.DEVICE);
     }
 }

@@ -3,7 +3,7 @@ package dev.loftq.djl.backend;
 /** {@link DjlBackendCodebookTest} with the coarse kernels {@link KernelPlacement#HOST}. */
 class DjlBackendCodebookHostTest extends DjlBackendCodebookTest {
     @Override
-    KernelPlacement placement() {
-        return KernelPlacement.HOST;
+    DjlBackend newBackend() {
+        return DjlBackend.on(ai.djl.Device.cpu(), KernelPlacement.HOST);
     }
 }

@@ -15,9 +15,7 @@ import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -26,7 +24,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The coarse codebook kernels of the DJL backend against {@link HostKernels}, bit for bit, once per
- * {@link KernelPlacement} (see the subclasses).
+ * {@link KernelPlacement} and once with tiny transfer chunks (see the subclasses).
  */
 abstract class DjlBackendCodebookTest {
     /** NF4 code values (bitsandbytes), ascending. */
@@ -34,35 +32,22 @@ abstract class DjlBackendCodebookTest {
         -0.18477343f, -0.09105004f, 0f, 0.0795803f, 0.1609302f, 0.2461123f, 0.33791524f,
         0.44070983f, 0.562617f, 0.72295684f, 1f};
 
-    private static java.util.Map<KernelPlacement, DjlBackend> backends;
+    private DjlBackend backend;
     private TensorScope scope;
 
-    /** Where this run places the coarse kernels. */
-    abstract KernelPlacement placement();
-
-    @BeforeAll
-    static void openBackends() {
-        backends = new java.util.EnumMap<>(KernelPlacement.class);
-        for (KernelPlacement p : KernelPlacement.values()) {
-            backends.put(p, DjlBackend.on(ai.djl.Device.cpu(), p));
-        }
-    }
-
-    @AfterAll
-    static void closeBackends() {
-        backends.values().forEach(DjlBackend::close);
-    }
+    /** The backend of this run: a placement of the coarse kernels and a transfer chunk size. */
+    abstract DjlBackend newBackend();
 
     @BeforeEach
     void openScope() {
-        DjlBackend backend = backends.get(placement());
-        assertEquals(placement(), backend.placement());
+        backend = newBackend();
         scope = backend.newScope();
     }
 
     @AfterEach
     void closeScope() {
         scope.close();
+        backend.close();
     }
 
     /** Shapes and block sizes: single element, fewer elements than a block, non-multiples. */

@@ -73,6 +73,34 @@ class DjlBackendLifecycleTest {
     }
 
     @Test
+    void chunkedTransfersRoundTripAndLeaveNothingBehind() {
+        try (DjlBackend b = DjlBackend.withChunkBytes(KernelPlacement.HOST, 64);
+                TensorScope root = b.newScope()) {
+            float[] v = Oracles.data(9, 1001);
+            byte[] bytes = new byte[1001];
+            for (int i = 0; i < bytes.length; i++) {
+                bytes[i] = (byte) (i * 7);
+            }
+            List<NDArray> made = new ArrayList<>();
+            Tensor x = one(b, made, () -> root.fromHost(v, 7, 143));
+            Tensor u = one(b, made, () -> root.fromHostBytes(bytes, 1001));
+            Tensor t = one(b, made, () -> root.transpose(x));
+            none(b, () -> assertBits(v, root.toFloatArray(x), "chunked float round trip"));
+            none(b, () -> assertArrayEquals(bytes, root.toByteArray(u), "chunked byte round trip"));
+            none(b, () -> assertBits(Oracles.transpose(v, 7, 143), root.toFloatArray(t), "chunked strided read"));
+            double expected = 0;
+            for (float f : Oracles.normals(10, 999)) {
+                expected += (double) f * f;
+            }
+            Tensor n = root.fromHost(Oracles.normals(10, 999), 999);
+            assertEquals(expected, root.sumOfSquares(n), expected * 1e-12);
+            assertEquals(expected, root.sumOfSquares(root.transpose(root.reshape(n, 27, 37))), expected * 1e-12);
+            assertBits(new float[] {3.5f}, root.toFloatArray(root.fromHost(new float[] {3.5f})), "one element");
+            assertTrue(b.staging().allocations() <= 2, "chunks reuse one staging buffer");
+        }
+    }
+
+    @Test
     void coarseKernelsOnTheDeviceLeaveNothingBehind() {
         int engineBefore = engineArrays();
         try (DjlBackend b = DjlBackend.on(Device.cpu(), KernelPlacement.DEVICE);
@@ -328,7 +356,9 @@ class DjlBackendLifecycleTest {
             NDArray array = user.zeros(new Shape(2, 3), DataType.FLOAT32).add(1.5f);
             int userArrays = user.getManagedArrays().size();
             Tensor w;
-            try (TensorScope s = backend.newScope()) {
+            NDArray extra;
+            TensorScope s = backend.newScope();
+            try {
                 w = DjlBackend.wrap(s, array);
                 assertArrayEquals(new int[] {2, 3}, w.shape());
                 assertEquals(DType.FLOAT32, w.dtype());
@@ -340,10 +370,11 @@ class DjlBackendLifecycleTest {
                 NDArray back = DjlBackend.ndArray(sum);
                 assertEquals(new Shape(2, 3), back.getShape());
                 assertSame(DjlBackend.manager(s), back.getManager());
-                NDArray extra = DjlBackend.manager(s).ones(new Shape(2));
+                extra = DjlBackend.manager(s).ones(new Shape(2));
+            } finally {
                 s.close();
-                assertTrue(extra.isReleased(), "arrays made with the scope's manager die with it");
             }
+            assertTrue(extra.isReleased(), "arrays made with the scope's manager die with it");
             assertFalse(w.isAlive());
             assertFalse(array.isReleased(), "the wrapped array stays owned by its manager");
             assertArrayEquals(new float[] {1.5f, 1.5f, 1.5f, 1.5f, 1.5f, 1.5f}, array.toFloatArray());
