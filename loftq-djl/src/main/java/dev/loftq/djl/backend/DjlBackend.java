@@ -37,7 +37,7 @@ import org.slf4j.LoggerFactory;
  * operations, which DJL lacks) always copy to the host and run {@code HostKernels} there.
  *
  * <p><b>Transfers.</b> Host arrays are copied into a reused, native-order direct buffer (a small
- * pool per backend, 8 MB chunks), from which PyTorch makes its own copy on the device; a fresh direct
+ * pool per backend, 32 MB chunks), from which PyTorch makes its own copy on the device; a fresh direct
  * buffer per upload would cost far more than the copy. Downloads read the memory of a contiguous CPU
  * tensor in place. Both go in chunks, so tensors over 2 GB cross too.
  *
@@ -60,7 +60,7 @@ public final class DjlBackend implements Backend, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DjlBackend.class);
 
     /** Default size of one host-device transfer chunk (and of the pooled staging buffers). */
-    static final int TRANSFER_CHUNK_BYTES = 8 << 20;
+    static final int TRANSFER_CHUNK_BYTES = 32 << 20;
 
     private final Device device;
     private final KernelPlacement placement;
