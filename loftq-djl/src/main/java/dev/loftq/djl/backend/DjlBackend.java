@@ -15,8 +15,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The tensor SPI on DJL's PyTorch engine: tensors are {@link NDArray}s on one {@link Device}, scopes
- * are {@link NDManager}s.
+ * The tensor SPI on DJL's PyTorch engine: tensors are {@link NDArray}s on one {@link Device},
+ * scopes are {@link NDManager}s.
  *
  * <p><b>Lifetimes.</b> The backend owns a base manager on its device. {@link #newScope()} opens a
  * sub-manager of it, {@link TensorScope#newChild()} a sub-manager of the scope's manager, and
@@ -27,19 +27,19 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Kernels.</b> Elementwise operations, reductions and matmul are single PyTorch operations,
  * except where PyTorch's float32 kernel is not the contract's: {@code sqrt} and {@code sigmoid} are
- * evaluated in float64 and rounded once (PyTorch's float32 sqrt is not correctly rounded on CPU, its
- * float32 sigmoid underflows to 0 below -88), and {@code maximum}, {@code minimum} and
+ * evaluated in float64 and rounded once (PyTorch's float32 sqrt is not correctly rounded on CPU,
+ * its float32 sigmoid underflows to 0 below -88), and {@code maximum}, {@code minimum} and
  * {@code clamp} fix the sign of zero where PyTorch differs from {@link Math#max}/{@link Math#min}.
  * Of the coarse codebook kernels, {@code blockAbsMax}, {@code gather} and {@code decode} (and
  * {@code sumOfSquares}) run where {@link KernelPlacement} says: on the host through
  * {@link dev.loftq.core.tensor.HostKernels} (the CPU default), or as PyTorch operations that give
- * the same bits (the GPU default). {@code encode}, {@code pack} and {@code unpack} (bucketing and bit
- * operations, which DJL lacks) always copy to the host and run {@code HostKernels} there.
+ * the same bits (the GPU default). {@code encode}, {@code pack} and {@code unpack} (bucketing and
+ * bit operations, which DJL lacks) always copy to the host and run {@code HostKernels} there.
  *
  * <p><b>Transfers.</b> Host arrays are copied into a reused, native-order direct buffer (a small
- * pool per backend, 32 MB chunks), from which PyTorch makes its own copy on the device; a fresh direct
- * buffer per upload would cost far more than the copy. Downloads read the memory of a contiguous CPU
- * tensor in place. Both go in chunks, so tensors over 2 GB cross too.
+ * pool per backend, 32 MB chunks), from which PyTorch makes its own copy on the device; a fresh
+ * direct buffer per upload would cost far more than the copy. Downloads read the memory of a
+ * contiguous CPU tensor in place. Both go in chunks, so tensors over 2 GB cross too.
  *
  * <p><b>Devices.</b> This module depends on the CPU natives ({@code pytorch-native-cpu}); for CUDA,
  * replace them with the matching {@code ai.djl.pytorch:pytorch-native-cuXXX} classifier (or let DJL
@@ -110,14 +110,17 @@ public final class DjlBackend implements Backend, AutoCloseable {
         if (device.isGpu()) {
             int gpus = Engine.getEngine(ENGINE).getGpuCount();
             if (device.getDeviceId() >= gpus) {
-                throw new IllegalArgumentException("device " + device + " is not available: the PyTorch "
-                        + "engine sees " + gpus + " GPU(s); CUDA needs a pytorch-native-cuXXX artifact");
+                throw new IllegalArgumentException("device " + device + " is not available: the "
+                        + "PyTorch engine sees " + gpus + " GPU(s); CUDA needs a "
+                        + "pytorch-native-cuXXX artifact");
             }
         }
         return new DjlBackend(device, placement, TRANSFER_CHUNK_BYTES);
     }
 
-    /** A CPU backend with a small transfer chunk, so tests exercise chunked copies on small data. */
+    /**
+     * A CPU backend with a small transfer chunk, so tests exercise chunked copies on small data.
+     */
     static DjlBackend withChunkBytes(KernelPlacement placement, int transferChunkBytes) {
         return new DjlBackend(Device.cpu(), placement, transferChunkBytes);
     }
@@ -164,8 +167,8 @@ public final class DjlBackend implements Backend, AutoCloseable {
     }
 
     /**
-     * Number of live NDArrays in all scopes of this backend (diagnostics and leak tests; walks every
-     * scope, so not for hot paths).
+     * Number of live NDArrays in all scopes of this backend (diagnostics and leak tests; walks
+     * every scope, so not for hot paths).
      */
     public int liveArrayCount() {
         return closed.get() ? 0 : base.getManagedArrays().size();
@@ -194,11 +197,11 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     /**
      * A tensor over {@code array}'s storage, owned by {@code scope}: no data is copied. The tensor
-     * holds its own handle, so closing {@code scope} frees only that handle, and {@code array} stays
-     * owned by its manager. The tensor sees the array's memory: do not modify {@code array} in place
-     * while the tensor is in use (SPI tensors are immutable). Arrays that DJL made on the CPU directly
-     * from a Java buffer (for example {@code NDManager.create(float[])}) borrow that buffer's memory,
-     * so keep {@code array} open as long as the tensor is used.
+     * holds its own handle, so closing {@code scope} frees only that handle, and {@code array}
+     * stays owned by its manager. The tensor sees the array's memory: do not modify {@code array}
+     * in place while the tensor is in use (SPI tensors are immutable). Arrays that DJL made on the
+     * CPU directly from a Java buffer (for example {@code NDManager.create(float[])}) borrow that
+     * buffer's memory, so keep {@code array} open as long as the tensor is used.
      *
      * @param scope a scope of a {@code DjlBackend}; must be open
      * @param array a FLOAT32, UINT8 or BOOLEAN PyTorch array on the backend's device; not modified
@@ -232,7 +235,7 @@ public final class DjlBackend implements Backend, AutoCloseable {
         return DjlScope.of("manager", scope).manager();
     }
 
-    // ---- package-private -------------------------------------------------------------------------
+    // ---- package-private ------------------------------------------------------------------------
 
     StagingBuffers staging() {
         return staging;

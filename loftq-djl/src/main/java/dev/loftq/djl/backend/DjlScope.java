@@ -25,15 +25,17 @@ import java.util.function.Function;
 
 /**
  * A {@link TensorScope} over one {@link NDManager}. Every operation validates its arguments as the
- * SPI states, runs in a temporary sub-manager, and attaches only its result to this scope's manager.
- * Not thread-safe (one thread at a time), as the SPI allows.
+ * SPI states, runs in a temporary sub-manager, and attaches only its result to this scope's
+ * manager. Not thread-safe (one thread at a time), as the SPI allows.
  */
 final class DjlScope implements TensorScope {
     private final DjlBackend backend;
     private final NDManager manager;
     private boolean closed;
 
-    /** A scope over {@code manager}, a sub-manager of the backend's base manager or of a scope's. */
+    /**
+     * A scope over {@code manager}, a sub-manager of the backend's base manager or of a scope's.
+     */
     DjlScope(DjlBackend backend, NDManager manager) {
         this.backend = backend;
         this.manager = manager;
@@ -45,8 +47,8 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException(op + ": scope must not be null");
         }
         if (!(scope instanceof DjlScope s)) {
-            throw new IllegalArgumentException(op + ": scope belongs to backend '" + scope.backend().name()
-                    + "'; expected a " + DjlBackend.NAME + " scope");
+            throw new IllegalArgumentException(op + ": scope belongs to backend '"
+                    + scope.backend().name() + "'; expected a " + DjlBackend.NAME + " scope");
         }
         s.checkOpen(op);
         return s;
@@ -157,13 +159,13 @@ final class DjlScope implements TensorScope {
         DjlTensor d = in("item", "t", t);
         requireType("item", "t", d, DType.FLOAT32);
         if (d.numel() != 1) {
-            throw new IllegalArgumentException("item: tensor must have exactly 1 element, got shape "
-                    + Arrays.toString(d.shape()));
+            throw new IllegalArgumentException("item: tensor must have exactly 1 element, got "
+                    + "shape " + Arrays.toString(d.shape()));
         }
         return toFloatArray(d)[0];
     }
 
-    // ---- shape ------------------------------------------------------------------------------------
+    // ---- shape ----------------------------------------------------------------------------------
 
     @Override
     public Tensor reshape(Tensor t, int... shape) {
@@ -218,8 +220,8 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException("concat: parts must have rank >= 1, got shape []");
         }
         if (axis < -rank || axis >= rank) {
-            throw new IllegalArgumentException("concat: axis must be in [" + -rank + ", " + (rank - 1)
-                    + "] for rank " + rank + ", got " + axis);
+            throw new IllegalArgumentException("concat: axis must be in [" + -rank + ", "
+                    + (rank - 1) + "] for rank " + rank + ", got " + axis);
         }
         int ax = axis < 0 ? axis + rank : axis;
         NDList list = new NDList(parts.length);
@@ -234,8 +236,8 @@ final class DjlScope implements TensorScope {
             if (!ok) {
                 throw new IllegalArgumentException("concat: parts[" + i + "] is " + p.dtype() + " "
                         + Arrays.toString(s) + " but parts[0] is " + first.dtype() + " "
-                        + Arrays.toString(s0) + "; parts need the same dtype, rank and sizes on every "
-                        + "axis except " + ax);
+                        + Arrays.toString(s0) + "; parts need the same dtype, rank and sizes on "
+                        + "every axis except " + ax);
             }
             list.add(p.nd());
         }
@@ -250,8 +252,8 @@ final class DjlScope implements TensorScope {
         }
         DType from = d.dtype();
         if (dtype == DType.BOOL && from != DType.BOOL) {
-            throw new IllegalArgumentException("cast: cannot cast " + from + " to BOOL; allowed: FLOAT32 "
-                    + "<-> UINT8, BOOL -> FLOAT32 or UINT8, or a copy to the same dtype");
+            throw new IllegalArgumentException("cast: cannot cast " + from + " to BOOL; allowed: "
+                    + "FLOAT32 <-> UINT8, BOOL -> FLOAT32 or UINT8, or a copy to the same dtype");
         }
         if (from == dtype) {
             return out(d.nd().duplicate());
@@ -262,7 +264,7 @@ final class DjlScope implements TensorScope {
         return out(d.nd().toType(DjlTensor.dataType(dtype), false));
     }
 
-    // ---- arithmetic ---------------------------------------------------------------------------------
+    // ---- arithmetic -----------------------------------------------------------------------------
 
     @Override
     public Tensor add(Tensor a, Tensor b) {
@@ -324,7 +326,8 @@ final class DjlScope implements TensorScope {
     public Tensor clamp(Tensor a, float lo, float hi) {
         DjlTensor d = f32("clamp", "a", a);
         if (!(lo <= hi)) {
-            throw new IllegalArgumentException("clamp: requires lo <= hi, got lo=" + lo + ", hi=" + hi);
+            throw new IllegalArgumentException("clamp: requires lo <= hi, got lo=" + lo + ", hi="
+                    + hi);
         }
         return withTmp(tmp -> NdKernels.clamp(tmp, d.nd(), lo, hi));
     }
@@ -351,7 +354,7 @@ final class DjlScope implements TensorScope {
         return withTmp(tmp -> NdKernels.minimum(tmp, x.nd(), y.nd()));
     }
 
-    // ---- comparisons and selection ------------------------------------------------------------------
+    // ---- comparisons and selection --------------------------------------------------------------
 
     @Override
     public Tensor gt(Tensor a, Tensor b) {
@@ -374,8 +377,10 @@ final class DjlScope implements TensorScope {
         requireType("where", "cond", c, DType.BOOL);
         DjlTensor x = f32("where", "a", a);
         DjlTensor y = f32("where", "b", b);
-        int[] shape = Shapes.broadcast("where", Shapes.broadcast("where", c.shape(), x.shape()), y.shape());
-        // DJL's where wants equal shapes: expand each operand (a view, no copy) to the result shape.
+        int[] condAndA = Shapes.broadcast("where", c.shape(), x.shape());
+        int[] shape = Shapes.broadcast("where", condAndA, y.shape());
+        // DJL's where wants equal shapes: expand each operand (a view, no copy) to the result
+        // shape.
         return withTmp(tmp -> {
             Shape s = DjlTensor.shape(shape);
             NDArray cc = expand(tmp, c, shape, s);
@@ -389,7 +394,7 @@ final class DjlScope implements TensorScope {
         return Arrays.equals(t.shape(), shape) ? t.nd() : NdKernels.own(tmp, t.nd().broadcast(s));
     }
 
-    // ---- reductions over the last axis ------------------------------------------------------------
+    // ---- reductions over the last axis ----------------------------------------------------------
 
     @Override
     public Tensor maxLast(Tensor a) {
@@ -416,9 +421,9 @@ final class DjlScope implements TensorScope {
     }
 
     /**
-     * Sum of squares accumulated in float64: on the host, streamed from the tensor's memory in chunks
-     * ({@link KernelPlacement#HOST}), or as a float64 PyTorch reduction whose scalar alone crosses to
-     * the host ({@link KernelPlacement#DEVICE}).
+     * Sum of squares accumulated in float64: on the host, streamed from the tensor's memory in
+     * chunks ({@link KernelPlacement#HOST}), or as a float64 PyTorch reduction whose scalar alone
+     * crosses to the host ({@link KernelPlacement#DEVICE}).
      */
     @Override
     public double sumOfSquares(Tensor a) {
@@ -480,7 +485,7 @@ final class DjlScope implements TensorScope {
         }
     }
 
-    // ---- linear algebra -----------------------------------------------------------------------------
+    // ---- linear algebra -------------------------------------------------------------------------
 
     /** {@code transpose} makes views, so PyTorch hands the transposes to BLAS without copies. */
     @Override
@@ -509,7 +514,7 @@ final class DjlScope implements TensorScope {
         });
     }
 
-    // ---- codebooks ----------------------------------------------------------------------------------
+    // ---- codebooks ------------------------------------------------------------------------------
 
     /** On the host or as PyTorch take, as {@link KernelPlacement} says. */
     @Override
@@ -542,8 +547,8 @@ final class DjlScope implements TensorScope {
     }
 
     private static IllegalArgumentException gatherRange(int code, int size) {
-        return new IllegalArgumentException("gather: code " + code + " does not index the table of " + size
-                + " entries; codes must be in [0, " + (size - 1) + "]");
+        return new IllegalArgumentException("gather: code " + code + " does not index the table of "
+                + size + " entries; codes must be in [0, " + (size - 1) + "]");
     }
 
     /** On the host or as PyTorch abs-and-max over blocks, as {@link KernelPlacement} says. */
@@ -553,8 +558,8 @@ final class DjlScope implements TensorScope {
         checkBlockSize("blockAbsMax", blockSize);
         int n = Shapes.numelInt("blockAbsMax", d.shape());
         if (n < 1) {
-            throw new IllegalArgumentException("blockAbsMax: x must have at least 1 element, got shape "
-                    + Arrays.toString(d.shape()));
+            throw new IllegalArgumentException("blockAbsMax: x must have at least 1 element, got "
+                    + "shape " + Arrays.toString(d.shape()));
         }
         if (backend.hostKernels()) {
             int blocks = (int) (((long) n + blockSize - 1) / blockSize);
@@ -598,7 +603,8 @@ final class DjlScope implements TensorScope {
         }
         if (backend.hostKernels()) {
             float[] out = new float[n];
-            HostKernels.decode(toByteArray(c), n, toFloatArray(tab), toFloatArray(s), blockSize, out);
+            HostKernels.decode(toByteArray(c), n, toFloatArray(tab), toFloatArray(s), blockSize,
+                    out);
             return out(uploadFloats(out, c.shape()));
         }
         return withTmp(tmp -> NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize));
@@ -615,15 +621,16 @@ final class DjlScope implements TensorScope {
         }
         int limit = (1 << bits) - 1;
         if (padCode < 0 || padCode > limit) {
-            throw new IllegalArgumentException("pack: padCode must be in [0, " + limit + "] for " + bits
-                    + "-bit codes, got " + padCode);
+            throw new IllegalArgumentException("pack: padCode must be in [0, " + limit + "] for "
+                    + bits + "-bit codes, got " + padCode);
         }
         int n = Shapes.numelInt("pack", c.shape());
         byte[] host = toByteArray(c);
         for (int i = 0; i < n; i++) {
             if ((host[i] & 0xFF) > limit) {
-                throw new IllegalArgumentException("pack: code " + (host[i] & 0xFF) + " at flat index " + i
-                        + " does not fit in " + bits + " bits; codes must be in [0, " + limit + "]");
+                throw new IllegalArgumentException("pack: code " + (host[i] & 0xFF)
+                        + " at flat index " + i + " does not fit in " + bits
+                        + " bits; codes must be in [0, " + limit + "]");
             }
         }
         int len = HostKernels.packedLength(n, bits);
@@ -646,9 +653,9 @@ final class DjlScope implements TensorScope {
         }
         long need = ((long) count * bits + 7) / 8;
         if (p.numel() < need) {
-            throw new IllegalArgumentException("unpack: " + count + " codes of " + bits + " bits need "
-                    + need + " packed bytes, got " + p.numel() + " (shape " + Arrays.toString(p.shape())
-                    + ")");
+            throw new IllegalArgumentException("unpack: " + count + " codes of " + bits
+                    + " bits need " + need + " packed bytes, got " + p.numel() + " (shape "
+                    + Arrays.toString(p.shape()) + ")");
         }
         byte[] host = toByteArray(p);
         byte[] codes = new byte[count];
@@ -656,7 +663,7 @@ final class DjlScope implements TensorScope {
         return out(uploadBytes(codes, count));
     }
 
-    // ---- interop ------------------------------------------------------------------------------------
+    // ---- interop --------------------------------------------------------------------------------
 
     Tensor wrap(NDArray array) {
         if (array == null) {
@@ -667,13 +674,13 @@ final class DjlScope implements TensorScope {
         }
         String engine = array.getManager().getEngine().getEngineName();
         if (!DjlBackend.ENGINE.equals(engine)) {
-            throw new IllegalArgumentException("wrap: array belongs to engine " + engine + "; expected "
-                    + DjlBackend.ENGINE);
+            throw new IllegalArgumentException("wrap: array belongs to engine " + engine
+                    + "; expected " + DjlBackend.ENGINE);
         }
         Device device = array.getDevice();
         if (!device.equals(backend.djlDevice())) {
-            throw new IllegalArgumentException("wrap: array is on " + device + " but the backend is on "
-                    + backend.djlDevice());
+            throw new IllegalArgumentException("wrap: array is on " + device
+                    + " but the backend is on " + backend.djlDevice());
         }
         if (DjlTensor.dtypeOf(array.getDataType()) == null) {
             throw new IllegalArgumentException("wrap: data type " + array.getDataType() + " is not "
@@ -683,7 +690,7 @@ final class DjlScope implements TensorScope {
         return out(array.reshape(array.getShape()));
     }
 
-    // ---- helpers: results, transfers ----------------------------------------------------------------
+    // ---- helpers: results, transfers ------------------------------------------------------------
 
     /** Moves an operation's result into this scope. */
     private Tensor out(NDArray result) {
@@ -699,8 +706,8 @@ final class DjlScope implements TensorScope {
 
     /**
      * Like {@link #out} for operations that may return a view of {@code src} (reshape, transpose,
-     * slices): should DJL ever hand back {@code src}'s own handle, a new handle is made, so the input
-     * is never moved.
+     * slices): should DJL ever hand back {@code src}'s own handle, a new handle is made, so the
+     * input is never moved.
      */
     private Tensor outView(DjlTensor src, NDArray result) {
         return out(result == src.nd() ? src.nd().reshape(src.nd().getShape()) : result);
@@ -731,15 +738,16 @@ final class DjlScope implements TensorScope {
     }
 
     private NDArray uploadBytes(byte[] data, int... shape) {
-        return upload(DataType.UINT8, 1, shape, data.length, (buf, from, len) -> buf.put(0, data, from, len));
+        return upload(DataType.UINT8, 1, shape, data.length,
+                (buf, from, len) -> buf.put(0, data, from, len));
     }
 
     /**
      * Uploads {@code n} host elements as a new array of this scope's device that owns its memory,
-     * through a reused staging buffer. Up to one chunk ({@link DjlBackend#transferChunkBytes()}): the
-     * buffer becomes an array ({@code from_blob}), which on the CPU only borrows the buffer, so it is
-     * cloned before the buffer goes back to the pool (a GPU upload copies by itself). Larger: an empty
-     * array is filled chunk by chunk, so the staging buffer stays small and any size fits.
+     * through a reused staging buffer. Up to one chunk ({@link DjlBackend#transferChunkBytes()}):
+     * the buffer becomes an array ({@code from_blob}), which on the CPU only borrows the buffer, so
+     * it is cloned before the buffer goes back to the pool (a GPU upload copies by itself). Larger:
+     * an empty array is filled chunk by chunk, so the staging buffer stays small and any size fits.
      */
     private NDArray upload(DataType type, int elementBytes, int[] shape, int n, ChunkFill fill) {
         Shape s = DjlTensor.shape(shape);
@@ -806,8 +814,8 @@ final class DjlScope implements TensorScope {
             for (int from = 0; from < n; from += chunk) {
                 int len = Math.min(chunk, n - from);
                 try (NDManager part = tmp.newSubManager()) {
-                    NDArray slice = NdKernels.own(part, flat.get(part, new NDIndex().addSliceDim(from,
-                            (long) from + len)));
+                    NDIndex range = new NDIndex().addSliceDim(from, (long) from + len);
+                    NDArray slice = NdKernels.own(part, flat.get(part, range));
                     drain.from(slice.toByteBuffer(true), from, len);
                 }
             }
@@ -821,7 +829,7 @@ final class DjlScope implements TensorScope {
         }
     }
 
-    // ---- helpers: validation ----------------------------------------------------------------------
+    // ---- helpers: validation --------------------------------------------------------------------
 
     void checkOpen(String op) {
         if (!isOpen()) {
@@ -835,9 +843,9 @@ final class DjlScope implements TensorScope {
         DjlTensor d = DjlTensor.of(op, name, t);
         if (d.djlBackend() != backend) {
             Backend other = d.backend();
-            throw new IllegalArgumentException(op + ": " + name + " belongs to another " + other.name()
-                    + " backend instance (" + other.device() + "); tensors cannot be mixed across "
-                    + "backends (this one: " + backend.device() + ")");
+            throw new IllegalArgumentException(op + ": " + name + " belongs to another "
+                    + other.name() + " backend instance (" + other.device() + "); tensors "
+                    + "cannot be mixed across backends (this one: " + backend.device() + ")");
         }
         return d;
     }
@@ -878,8 +886,8 @@ final class DjlScope implements TensorScope {
     private DjlTensor table1d(String op, Tensor table) {
         DjlTensor t = f32(op, "table", table);
         if (t.rank() != 1 || t.dim(0) < 1) {
-            throw new IllegalArgumentException(op + ": table must be 1-D with at least 1 entry, got "
-                    + "shape " + Arrays.toString(t.shape()));
+            throw new IllegalArgumentException(op + ": table must be 1-D with at least 1 entry, "
+                    + "got shape " + Arrays.toString(t.shape()));
         }
         return t;
     }
@@ -888,8 +896,8 @@ final class DjlScope implements TensorScope {
         DjlTensor s = f32(op, "scale", scale);
         int blocks = (int) (((long) n + blockSize - 1) / blockSize);
         if (s.rank() != 1 || s.dim(0) != blocks) {
-            throw new IllegalArgumentException(op + ": scale must be [" + blocks + "] (ceil(" + n + " / "
-                    + blockSize + ")), got " + Arrays.toString(s.shape()));
+            throw new IllegalArgumentException(op + ": scale must be [" + blocks + "] (ceil(" + n
+                    + " / " + blockSize + ")), got " + Arrays.toString(s.shape()));
         }
         return s;
     }
@@ -902,7 +910,8 @@ final class DjlScope implements TensorScope {
 
     private static void checkBits(String op, int bits) {
         if (bits != 1 && bits != 2 && bits != 3 && bits != 4 && bits != 8) {
-            throw new IllegalArgumentException(op + ": bits must be one of [1, 2, 3, 4, 8], got " + bits);
+            throw new IllegalArgumentException(op + ": bits must be one of [1, 2, 3, 4, 8], got "
+                    + bits);
         }
     }
 
@@ -925,10 +934,11 @@ final class DjlScope implements TensorScope {
         return n;
     }
 
-    private static void checkRange(String op, int from, int to, int size, String what, DjlTensor d) {
+    private static void checkRange(String op, int from, int to, int size, String what,
+            DjlTensor d) {
         if (from < 0 || from > to || to > size) {
-            throw new IllegalArgumentException(op + ": [" + from + ", " + to + ") is not a range of the "
-                    + size + " " + what + " of shape " + Arrays.toString(d.shape())
+            throw new IllegalArgumentException(op + ": [" + from + ", " + to + ") is not a range "
+                    + "of the " + size + " " + what + " of shape " + Arrays.toString(d.shape())
                     + "; need 0 <= from <= to <= " + size);
         }
     }

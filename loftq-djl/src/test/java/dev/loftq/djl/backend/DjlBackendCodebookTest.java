@@ -188,7 +188,8 @@ abstract class DjlBackendCodebookTest {
                 expected * 1e-12);
         assertEquals(6.25, scope.sumOfSquares(scope.fromHost(new float[] {2.5f})));
         assertEquals(0.0, scope.sumOfSquares(scope.fromHost(new float[0], 0)));
-        assertTrue(Double.isNaN(scope.sumOfSquares(scope.fromHost(new float[] {1f, Float.NaN}, 2))));
+        assertTrue(Double.isNaN(scope.sumOfSquares(scope.fromHost(new float[] {1f, Float.NaN},
+                2))));
         assertEquals(Double.POSITIVE_INFINITY, scope.sumOfSquares(scope.fromHost(
                 new float[] {1f, Float.NEGATIVE_INFINITY}, 2)));
         // A float32 accumulator would lose this: 1e8 + 16 * 1 in float32 is 1e8.
@@ -223,14 +224,17 @@ abstract class DjlBackendCodebookTest {
         HostKernels.pack(codes, n, bits, order, pad, expected);
         Tensor packed = scope.pack(scope.fromHostBytes(codes, n), bits, order, pad);
         assertArrayEquals(new int[] {expected.length}, packed.shape());
-        assertArrayEquals(expected, scope.toByteArray(packed), "pack " + bits + " " + order + " " + n);
+        assertArrayEquals(expected, scope.toByteArray(packed),
+                "pack " + bits + " " + order + " " + n);
 
         Tensor unpacked = scope.unpack(packed, bits, order, n);
-        assertArrayEquals(codes, scope.toByteArray(unpacked), "unpack " + bits + " " + order + " " + n);
+        assertArrayEquals(codes, scope.toByteArray(unpacked),
+                "unpack " + bits + " " + order + " " + n);
         int fewer = n / 2;
         byte[] head = new byte[fewer];
         HostKernels.unpack(expected, bits, order, fewer, head);
-        assertArrayEquals(head, scope.toByteArray(scope.unpack(packed, bits, order, fewer)), "unpack prefix");
+        assertArrayEquals(head, scope.toByteArray(scope.unpack(packed, bits, order, fewer)),
+                "unpack prefix");
     }
 
     @Test
@@ -252,7 +256,8 @@ abstract class DjlBackendCodebookTest {
             expected[i] = NF4[codes[i]];
         }
         assertBits(expected, scope.toFloatArray(got), "gather");
-        Tensor scalar = scope.gather(scope.fromHost(NF4, 16), scope.fromHostBytes(new byte[] {(byte) 15}));
+        Tensor scalar = scope.gather(scope.fromHost(NF4, 16),
+                scope.fromHostBytes(new byte[] {(byte) 15}));
         assertEquals(0, scalar.rank());
         assertEquals(1f, scope.item(scalar));
     }
@@ -265,25 +270,33 @@ abstract class DjlBackendCodebookTest {
         assertTrue(e.getMessage().contains("gather") && e.getMessage().contains("200")
                 && e.getMessage().contains("16"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.pack(scope.fromHostBytes(new byte[] {1, 17}, 2), 4, PackOrder.MSB_FIRST, 0));
-        assertTrue(e.getMessage().contains("17") && e.getMessage().contains("4 bits"), e.getMessage());
+                () -> scope.pack(scope.fromHostBytes(new byte[] {1, 17}, 2), 4, PackOrder.MSB_FIRST,
+                0));
+        assertTrue(e.getMessage().contains("17") && e.getMessage().contains("4 bits"),
+                e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.pack(scope.fromHostBytes(new byte[] {1}, 1), 5, PackOrder.MSB_FIRST, 0));
+                () -> scope.pack(scope.fromHostBytes(new byte[] {1}, 1), 5, PackOrder.MSB_FIRST,
+                0));
         assertTrue(e.getMessage().contains("bits") && e.getMessage().contains("5"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.unpack(scope.fromHostBytes(new byte[] {1}, 1), 4, PackOrder.LSB_FIRST, 3));
-        assertTrue(e.getMessage().contains("unpack") && e.getMessage().contains("3 codes"), e.getMessage());
+                () -> scope.unpack(scope.fromHostBytes(new byte[] {1}, 1), 4, PackOrder.LSB_FIRST,
+                3));
+        assertTrue(e.getMessage().contains("unpack") && e.getMessage().contains("3 codes"),
+                e.getMessage());
         Tensor x = scope.fromHost(new float[100], 100);
-        e = assertThrows(IllegalArgumentException.class, () -> scope.encode(x, scope.fromHost(new float[1], 1),
+        e = assertThrows(IllegalArgumentException.class, () -> scope.encode(x,
+                scope.fromHost(new float[1], 1),
                 64, ScaleMode.DIVIDE, BucketTable.identityCodes(midpoints(NF4))));
-        assertTrue(e.getMessage().contains("scale") && e.getMessage().contains("[2]"), e.getMessage());
+        assertTrue(e.getMessage().contains("scale") && e.getMessage().contains("[2]"),
+                e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> scope.blockAbsMax(x, 0));
         assertTrue(e.getMessage().contains("blockSize"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> scope.blockAbsMax(scope.fromHost(new float[0], 0), 64));
         assertTrue(e.getMessage().contains("at least 1"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.decode(scope.fromHost(new float[2], 2), table, scope.fromHost(new float[1], 1), 64));
+                () -> scope.decode(scope.fromHost(new float[2], 2), table,
+                scope.fromHost(new float[1], 1), 64));
         assertTrue(e.getMessage().contains("codes must be UINT8"), e.getMessage());
     }
 }
