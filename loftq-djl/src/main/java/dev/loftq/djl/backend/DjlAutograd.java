@@ -17,13 +17,13 @@ import java.util.Arrays;
  * PyTorch autograd behind the SPI's {@link Autograd}, through DJL's {@link GradientCollector}.
  *
  * <ul>
- *   <li>{@link #requireGradient} sets {@code requires_grad} and zeroes a gradient left by an earlier
- *       pass; gradients then accumulate over backward passes until the next call.</li>
- *   <li>{@link #record()} opens a {@code GradientCollector}. DJL's PyTorch engine allows only one at a
- *       time in the whole process, so a second concurrent tape (any thread) throws
+ *   <li>{@link #requireGradient} sets {@code requires_grad} and zeroes a gradient left by an
+ * earlier       pass; gradients then accumulate over backward passes until the next call.</li>
+ *   <li>{@link #record()} opens a {@code GradientCollector}. DJL's PyTorch engine allows only one
+ * at a       time in the whole process, so a second concurrent tape (any thread) throws
  *       {@link IllegalStateException}.</li>
- *   <li>{@link #gradient} returns a copy of the accumulated gradient, owned by the leaf's scope, so a
- *       later {@link #requireGradient} or backward pass never changes a gradient already handed
+ *   <li>{@link #gradient} returns a copy of the accumulated gradient, owned by the leaf's scope, so
+ * a       later {@link #requireGradient} or backward pass never changes a gradient already handed
  *       out.</li>
  * </ul>
  */
@@ -47,9 +47,9 @@ final class DjlAutograd implements Autograd {
         try {
             nd.setRequiresGradient(true);
         } catch (EngineException e) {
-            throw new IllegalArgumentException("requireGradient: leaf " + Arrays.toString(d.shape())
-                    + " cannot require a gradient (it must not be computed from a tensor that requires "
-                    + "one): " + e.getMessage(), e);
+            throw new IllegalArgumentException("requireGradient: leaf "
+                    + Arrays.toString(d.shape()) + " cannot require a gradient (it must not be "
+                    + "computed from a tensor that requires one): " + e.getMessage(), e);
         }
     }
 
@@ -61,8 +61,8 @@ final class DjlAutograd implements Autograd {
         } catch (IllegalStateException e) {
             // DJL turns grad mode on before it finds another collector running.
             JniUtils.setGradMode(gradMode);
-            throw new IllegalStateException("record: another tape (DJL GradientCollector) is recording; "
-                    + "the PyTorch engine allows one at a time per process", e);
+            throw new IllegalStateException("record: another tape (DJL GradientCollector) is "
+                    + "recording; the PyTorch engine allows one at a time per process", e);
         }
     }
 
@@ -97,7 +97,8 @@ final class DjlAutograd implements Autograd {
         DjlTensor d = DjlTensor.of(op, name, t);
         checkBackend(op, name, d);
         if (d.dtype() != DType.FLOAT32) {
-            throw new IllegalArgumentException(op + ": " + name + " must be FLOAT32, got " + d.dtype());
+            throw new IllegalArgumentException(op + ": " + name + " must be FLOAT32, got "
+                    + d.dtype());
         }
         return d;
     }
@@ -126,8 +127,8 @@ final class DjlAutograd implements Autograd {
             DjlTensor l = DjlTensor.of("backward", "loss", loss);
             checkBackend("backward", "loss", l);
             if (l.dtype() != DType.FLOAT32 || l.numel() != 1) {
-                throw new IllegalArgumentException("backward: loss must be a single FLOAT32 element, got "
-                        + l.dtype() + " " + Arrays.toString(l.shape()));
+                throw new IllegalArgumentException("backward: loss must be a single FLOAT32 "
+                        + "element, got " + l.dtype() + " " + Arrays.toString(l.shape()));
             }
             // DJL's backward makes its seed gradient in the loss's manager: hand it a view owned by
             // a temporary manager instead, so the seed dies here.
@@ -135,9 +136,9 @@ final class DjlAutograd implements Autograd {
                 NDArray view = NdKernels.own(tmp, l.nd().reshape(l.nd().getShape()));
                 collector.backward(view);
             } catch (EngineException e) {
-                throw new IllegalArgumentException("backward: PyTorch cannot differentiate the loss (does "
-                        + "it depend on a tensor marked with requireGradient, computed while this tape "
-                        + "was recording?): " + e.getMessage(), e);
+                throw new IllegalArgumentException("backward: PyTorch cannot differentiate the "
+                        + "loss (does it depend on a tensor marked with requireGradient, computed "
+                        + "while this tape was recording?): " + e.getMessage(), e);
             }
         }
 

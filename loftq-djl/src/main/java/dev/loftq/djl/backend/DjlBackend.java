@@ -15,8 +15,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The tensor SPI on DJL's PyTorch engine: tensors are {@link NDArray}s on one {@link Device}, scopes
- * are {@link NDManager}s.
+ * The tensor SPI on DJL's PyTorch engine: tensors are {@link NDArray}s on one {@link Device},
+ * scopes are {@link NDManager}s.
  *
  * <p><b>Lifetimes.</b> The backend owns a base manager on its device. {@link #newScope()} opens a
  * sub-manager of it, {@link TensorScope#newChild()} a sub-manager of the scope's manager, and
@@ -27,18 +27,19 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Kernels.</b> Elementwise operations, reductions and matmul are single PyTorch operations,
  * except where PyTorch's float32 kernel is not the contract's: {@code sqrt} and {@code sigmoid} are
- * evaluated in float64 and rounded once (PyTorch's float32 sqrt is not correctly rounded on CPU, its
- * float32 sigmoid underflows to 0 below -88), and {@code maximum}, {@code minimum} and
+ * evaluated in float64 and rounded once (PyTorch's float32 sqrt is not correctly rounded on CPU,
+ * its float32 sigmoid underflows to 0 below -88), and {@code maximum}, {@code minimum} and
  * {@code clamp} fix the sign of zero where PyTorch differs from {@link Math#max}/{@link Math#min}.
- * Of the coarse codebook kernels, {@code blockAbsMax}, {@code gather} and {@code decode} run as
- * PyTorch operations that give the bits of {@link dev.loftq.core.tensor.HostKernels};
- * {@code encode}, {@code pack} and {@code unpack} (bucketing and bit operations, which DJL lacks)
- * copy to the host and run {@code HostKernels} there.
+ * Of the coarse codebook kernels, {@code blockAbsMax}, {@code gather} and {@code decode} (and
+ * {@code sumOfSquares}) run where {@link KernelPlacement} says: on the host through
+ * {@link dev.loftq.core.tensor.HostKernels} (the CPU default), or as PyTorch operations that give
+ * the same bits (the GPU default). {@code encode}, {@code pack} and {@code unpack} (bucketing and
+ * bit operations, which DJL lacks) always copy to the host and run {@code HostKernels} there.
  *
  * <p><b>Transfers.</b> Host arrays are copied into a reused, native-order direct buffer (a small
- * pool per backend), from which PyTorch makes its own copy on the device; a fresh direct buffer per
- * upload would cost far more than the copy. Downloads read the device memory of a contiguous CPU
- * tensor directly.
+ * pool per backend, 32 MB chunks), from which PyTorch makes its own copy on the device; a fresh
+ * direct buffer per upload would cost far more than the copy. Downloads read the memory of a
+ * contiguous CPU tensor in place. Both go in chunks, so tensors over 2 GB cross too.
  *
  * <p><b>Devices.</b> This module depends on the CPU natives ({@code pytorch-native-cpu}); for CUDA,
  * replace them with the matching {@code ai.djl.pytorch:pytorch-native-cuXXX} classifier (or let DJL
@@ -58,46 +59,75 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(DjlBackend.class);
 
+    /** Default size of one host-device transfer chunk (and of the pooled staging buffers). */
+    static final int TRANSFER_CHUNK_BYTES = 32 << 20;
+
     private final Device device;
+    private final KernelPlacement placement;
+    private final int transferChunkBytes;
     private final NDManager base;
     private final StagingBuffers staging;
     private final DjlAutograd autograd;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private DjlBackend(Device device) {
+    private DjlBackend(Device device, KernelPlacement placement, int transferChunkBytes) {
         this.device = device;
+        this.placement = placement;
+        this.transferChunkBytes = transferChunkBytes;
         this.base = Engine.getEngine(ENGINE).newBaseManager(device);
         this.base.setName("loftq-" + device);
         this.staging = new StagingBuffers();
         this.autograd = new DjlAutograd(this);
-        LOG.debug("DJL backend on {} (PyTorch {})", device, Engine.getEngine(ENGINE).getVersion());
+        LOG.debug("DJL backend on {} (PyTorch {}), coarse kernels on the {}", device,
+                Engine.getEngine(ENGINE).getVersion(), placement);
     }
 
     /** A backend on the CPU. */
     public static DjlBackend cpu() {
-        return new DjlBackend(Device.cpu());
+        return on(Device.cpu());
     }
 
     /**
-     * A backend on {@code device}.
+     * A backend on {@code device}, with the coarse kernels where they are fastest there
+     * ({@link KernelPlacement#HOST} on the CPU, {@link KernelPlacement#DEVICE} on a GPU).
      *
      * @throws IllegalArgumentException if the device is a GPU that the PyTorch engine cannot see
      */
     public static DjlBackend on(Device device) {
         Checks.notNull("device", device);
+        return on(device, KernelPlacement.defaultFor(device));
+    }
+
+    /**
+     * A backend on {@code device} with the coarse kernels placed as {@code placement} says (for
+     * benchmarks and tests; results are the same either way).
+     *
+     * @throws IllegalArgumentException if the device is a GPU that the PyTorch engine cannot see
+     */
+    public static DjlBackend on(Device device, KernelPlacement placement) {
+        Checks.notNull("device", device);
+        Checks.notNull("placement", placement);
         if (device.isGpu()) {
             int gpus = Engine.getEngine(ENGINE).getGpuCount();
             if (device.getDeviceId() >= gpus) {
-                throw new IllegalArgumentException("device " + device + " is not available: the PyTorch "
-                        + "engine sees " + gpus + " GPU(s); CUDA needs a pytorch-native-cuXXX artifact");
+                throw new IllegalArgumentException("device " + device + " is not available: the "
+                        + "PyTorch engine sees " + gpus + " GPU(s); CUDA needs a "
+                        + "pytorch-native-cuXXX artifact");
             }
         }
-        return new DjlBackend(device);
+        return new DjlBackend(device, placement, TRANSFER_CHUNK_BYTES);
+    }
+
+    /**
+     * A CPU backend with a small transfer chunk, so tests exercise chunked copies on small data.
+     */
+    static DjlBackend withChunkBytes(KernelPlacement placement, int transferChunkBytes) {
+        return new DjlBackend(Device.cpu(), placement, transferChunkBytes);
     }
 
     /** A backend on the first GPU if the PyTorch engine sees one, else on the CPU. */
     public static DjlBackend best() {
-        return new DjlBackend(Engine.getEngine(ENGINE).getGpuCount() > 0 ? Device.gpu(0) : Device.cpu());
+        return on(Engine.getEngine(ENGINE).getGpuCount() > 0 ? Device.gpu(0) : Device.cpu());
     }
 
     @Override
@@ -109,6 +139,11 @@ public final class DjlBackend implements Backend, AutoCloseable {
     @Override
     public String device() {
         return device.toString();
+    }
+
+    /** Where the coarse kernels run. */
+    public KernelPlacement placement() {
+        return placement;
     }
 
     /** The DJL device of every tensor of this backend. */
@@ -132,8 +167,8 @@ public final class DjlBackend implements Backend, AutoCloseable {
     }
 
     /**
-     * Number of live NDArrays in all scopes of this backend (diagnostics and leak tests; walks every
-     * scope, so not for hot paths).
+     * Number of live NDArrays in all scopes of this backend (diagnostics and leak tests; walks
+     * every scope, so not for hot paths).
      */
     public int liveArrayCount() {
         return closed.get() ? 0 : base.getManagedArrays().size();
@@ -155,18 +190,18 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     @Override
     public String toString() {
-        return NAME + "(" + device + ")";
+        return NAME + "(" + device + ", coarse kernels on the " + placement + ")";
     }
 
     // ---- zero-copy interop ----------------------------------------------------------------------
 
     /**
      * A tensor over {@code array}'s storage, owned by {@code scope}: no data is copied. The tensor
-     * holds its own handle, so closing {@code scope} frees only that handle, and {@code array} stays
-     * owned by its manager. The tensor sees the array's memory: do not modify {@code array} in place
-     * while the tensor is in use (SPI tensors are immutable). Arrays that DJL made on the CPU directly
-     * from a Java buffer (for example {@code NDManager.create(float[])}) borrow that buffer's memory,
-     * so keep {@code array} open as long as the tensor is used.
+     * holds its own handle, so closing {@code scope} frees only that handle, and {@code array}
+     * stays owned by its manager. The tensor sees the array's memory: do not modify {@code array}
+     * in place while the tensor is in use (SPI tensors are immutable). Arrays that DJL made on the
+     * CPU directly from a Java buffer (for example {@code NDManager.create(float[])}) borrow that
+     * buffer's memory, so keep {@code array} open as long as the tensor is used.
      *
      * @param scope a scope of a {@code DjlBackend}; must be open
      * @param array a FLOAT32, UINT8 or BOOLEAN PyTorch array on the backend's device; not modified
@@ -200,7 +235,7 @@ public final class DjlBackend implements Backend, AutoCloseable {
         return DjlScope.of("manager", scope).manager();
     }
 
-    // ---- package-private -------------------------------------------------------------------------
+    // ---- package-private ------------------------------------------------------------------------
 
     StagingBuffers staging() {
         return staging;
@@ -208,6 +243,15 @@ public final class DjlBackend implements Backend, AutoCloseable {
 
     DjlAutograd autogradImpl() {
         return autograd;
+    }
+
+    /** Bytes per host-device transfer chunk. */
+    int transferChunkBytes() {
+        return transferChunkBytes;
+    }
+
+    boolean hostKernels() {
+        return placement == KernelPlacement.HOST;
     }
 
     /** True where PyTorch's {@code from_blob} aliases host memory instead of copying it. */

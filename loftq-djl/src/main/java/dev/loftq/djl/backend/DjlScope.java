@@ -19,20 +19,23 @@ import dev.loftq.core.tensor.Shapes;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.function.Function;
 
 /**
  * A {@link TensorScope} over one {@link NDManager}. Every operation validates its arguments as the
- * SPI states, runs in a temporary sub-manager, and attaches only its result to this scope's manager.
- * Not thread-safe (one thread at a time), as the SPI allows.
+ * SPI states, runs in a temporary sub-manager, and attaches only its result to this scope's
+ * manager. Not thread-safe (one thread at a time), as the SPI allows.
  */
 final class DjlScope implements TensorScope {
     private final DjlBackend backend;
     private final NDManager manager;
     private boolean closed;
 
-    /** A scope over {@code manager}, a sub-manager of the backend's base manager or of a scope's. */
+    /**
+     * A scope over {@code manager}, a sub-manager of the backend's base manager or of a scope's.
+     */
     DjlScope(DjlBackend backend, NDManager manager) {
         this.backend = backend;
         this.manager = manager;
@@ -44,8 +47,8 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException(op + ": scope must not be null");
         }
         if (!(scope instanceof DjlScope s)) {
-            throw new IllegalArgumentException(op + ": scope belongs to backend '" + scope.backend().name()
-                    + "'; expected a " + DjlBackend.NAME + " scope");
+            throw new IllegalArgumentException(op + ": scope belongs to backend '"
+                    + scope.backend().name() + "'; expected a " + DjlBackend.NAME + " scope");
         }
         s.checkOpen(op);
         return s;
@@ -100,14 +103,14 @@ final class DjlScope implements TensorScope {
     public Tensor fromHost(float[] data, int... shape) {
         checkOpen("fromHost");
         int n = checkHostData("fromHost", data == null ? -1 : data.length, shape);
-        return out(upload(DataType.FLOAT32, shape, n * 4, buf -> buf.asFloatBuffer().put(data, 0, n)));
+        return out(uploadFloats(data, shape));
     }
 
     @Override
     public Tensor fromHostBytes(byte[] data, int... shape) {
         checkOpen("fromHostBytes");
         int n = checkHostData("fromHostBytes", data == null ? -1 : data.length, shape);
-        return out(upload(DataType.UINT8, shape, n, buf -> buf.put(data, 0, n)));
+        return out(uploadBytes(data, shape));
     }
 
     @Override
@@ -122,7 +125,7 @@ final class DjlScope implements TensorScope {
         checkOpen("randomNormal");
         int n = checkShape("randomNormal", shape);
         float[] data = HostRandom.normal(seed, mean, std, n);
-        return out(upload(DataType.FLOAT32, shape, n * 4, buf -> buf.asFloatBuffer().put(data)));
+        return out(uploadFloats(data, shape));
     }
 
     @Override
@@ -132,7 +135,7 @@ final class DjlScope implements TensorScope {
         int n = Shapes.numelInt("toFloatArray", d.shape());
         float[] out = new float[n];
         if (n > 0) {
-            download(d.nd(), n, buf -> buf.asFloatBuffer().get(out));
+            download(d.nd(), n, 4, (buf, from, len) -> buf.asFloatBuffer().get(out, from, len));
         }
         return out;
     }
@@ -146,7 +149,7 @@ final class DjlScope implements TensorScope {
         int n = Shapes.numelInt("toByteArray", d.shape());
         byte[] out = new byte[n];
         if (n > 0) {
-            download(d.nd(), n, buf -> buf.get(out));
+            download(d.nd(), n, 1, (buf, from, len) -> buf.get(out, from, len));
         }
         return out;
     }
@@ -156,13 +159,13 @@ final class DjlScope implements TensorScope {
         DjlTensor d = in("item", "t", t);
         requireType("item", "t", d, DType.FLOAT32);
         if (d.numel() != 1) {
-            throw new IllegalArgumentException("item: tensor must have exactly 1 element, got shape "
-                    + Arrays.toString(d.shape()));
+            throw new IllegalArgumentException("item: tensor must have exactly 1 element, got "
+                    + "shape " + Arrays.toString(d.shape()));
         }
         return toFloatArray(d)[0];
     }
 
-    // ---- shape ------------------------------------------------------------------------------------
+    // ---- shape ----------------------------------------------------------------------------------
 
     @Override
     public Tensor reshape(Tensor t, int... shape) {
@@ -217,8 +220,8 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException("concat: parts must have rank >= 1, got shape []");
         }
         if (axis < -rank || axis >= rank) {
-            throw new IllegalArgumentException("concat: axis must be in [" + -rank + ", " + (rank - 1)
-                    + "] for rank " + rank + ", got " + axis);
+            throw new IllegalArgumentException("concat: axis must be in [" + -rank + ", "
+                    + (rank - 1) + "] for rank " + rank + ", got " + axis);
         }
         int ax = axis < 0 ? axis + rank : axis;
         NDList list = new NDList(parts.length);
@@ -233,8 +236,8 @@ final class DjlScope implements TensorScope {
             if (!ok) {
                 throw new IllegalArgumentException("concat: parts[" + i + "] is " + p.dtype() + " "
                         + Arrays.toString(s) + " but parts[0] is " + first.dtype() + " "
-                        + Arrays.toString(s0) + "; parts need the same dtype, rank and sizes on every "
-                        + "axis except " + ax);
+                        + Arrays.toString(s0) + "; parts need the same dtype, rank and sizes on "
+                        + "every axis except " + ax);
             }
             list.add(p.nd());
         }
@@ -249,8 +252,8 @@ final class DjlScope implements TensorScope {
         }
         DType from = d.dtype();
         if (dtype == DType.BOOL && from != DType.BOOL) {
-            throw new IllegalArgumentException("cast: cannot cast " + from + " to BOOL; allowed: FLOAT32 "
-                    + "<-> UINT8, BOOL -> FLOAT32 or UINT8, or a copy to the same dtype");
+            throw new IllegalArgumentException("cast: cannot cast " + from + " to BOOL; allowed: "
+                    + "FLOAT32 <-> UINT8, BOOL -> FLOAT32 or UINT8, or a copy to the same dtype");
         }
         if (from == dtype) {
             return out(d.nd().duplicate());
@@ -261,7 +264,7 @@ final class DjlScope implements TensorScope {
         return out(d.nd().toType(DjlTensor.dataType(dtype), false));
     }
 
-    // ---- arithmetic ---------------------------------------------------------------------------------
+    // ---- arithmetic -----------------------------------------------------------------------------
 
     @Override
     public Tensor add(Tensor a, Tensor b) {
@@ -323,7 +326,8 @@ final class DjlScope implements TensorScope {
     public Tensor clamp(Tensor a, float lo, float hi) {
         DjlTensor d = f32("clamp", "a", a);
         if (!(lo <= hi)) {
-            throw new IllegalArgumentException("clamp: requires lo <= hi, got lo=" + lo + ", hi=" + hi);
+            throw new IllegalArgumentException("clamp: requires lo <= hi, got lo=" + lo + ", hi="
+                    + hi);
         }
         return withTmp(tmp -> NdKernels.clamp(tmp, d.nd(), lo, hi));
     }
@@ -350,7 +354,7 @@ final class DjlScope implements TensorScope {
         return withTmp(tmp -> NdKernels.minimum(tmp, x.nd(), y.nd()));
     }
 
-    // ---- comparisons and selection ------------------------------------------------------------------
+    // ---- comparisons and selection --------------------------------------------------------------
 
     @Override
     public Tensor gt(Tensor a, Tensor b) {
@@ -373,8 +377,10 @@ final class DjlScope implements TensorScope {
         requireType("where", "cond", c, DType.BOOL);
         DjlTensor x = f32("where", "a", a);
         DjlTensor y = f32("where", "b", b);
-        int[] shape = Shapes.broadcast("where", Shapes.broadcast("where", c.shape(), x.shape()), y.shape());
-        // DJL's where wants equal shapes: expand each operand (a view, no copy) to the result shape.
+        int[] condAndA = Shapes.broadcast("where", c.shape(), x.shape());
+        int[] shape = Shapes.broadcast("where", condAndA, y.shape());
+        // DJL's where wants equal shapes: expand each operand (a view, no copy) to the result
+        // shape.
         return withTmp(tmp -> {
             Shape s = DjlTensor.shape(shape);
             NDArray cc = expand(tmp, c, shape, s);
@@ -388,7 +394,7 @@ final class DjlScope implements TensorScope {
         return Arrays.equals(t.shape(), shape) ? t.nd() : NdKernels.own(tmp, t.nd().broadcast(s));
     }
 
-    // ---- reductions over the last axis ------------------------------------------------------------
+    // ---- reductions over the last axis ----------------------------------------------------------
 
     @Override
     public Tensor maxLast(Tensor a) {
@@ -414,12 +420,22 @@ final class DjlScope implements TensorScope {
         return out(d.nd().mean(new int[] {-1}, false));
     }
 
-    /** Sum of squares in float64 on the device; only the scalar result crosses to the host. */
+    /**
+     * Sum of squares accumulated in float64: on the host, streamed from the tensor's memory in
+     * chunks ({@link KernelPlacement#HOST}), or as a float64 PyTorch reduction whose scalar alone
+     * crosses to the host ({@link KernelPlacement#DEVICE}).
+     */
     @Override
     public double sumOfSquares(Tensor a) {
         DjlTensor d = f32("sumOfSquares", "a", a);
-        if (d.numel() == 0) {
+        int n = Shapes.numelInt("sumOfSquares", d.shape());
+        if (n == 0) {
             return 0.0;
+        }
+        if (backend.hostKernels()) {
+            SquareSum sum = new SquareSum(Math.min(n, backend.transferChunkBytes() / 4));
+            download(d.nd(), n, 4, (buf, from, len) -> sum.add(buf.asFloatBuffer()));
+            return sum.total();
         }
         try (NDManager tmp = manager.newSubManager()) {
             NDArray x = NdKernels.own(tmp, d.nd().toType(DataType.FLOAT64, false));
@@ -429,7 +445,47 @@ final class DjlScope implements TensorScope {
         }
     }
 
-    // ---- linear algebra -----------------------------------------------------------------------------
+    /** A float64 sum of squares over chunks: four accumulators, 64K floats copied at a time. */
+    private static final class SquareSum {
+        private final float[] scratch;
+        private double s0;
+        private double s1;
+        private double s2;
+        private double s3;
+
+        SquareSum(int maxChunk) {
+            scratch = new float[Math.max(1, Math.min(maxChunk, 1 << 16))];
+        }
+
+        void add(FloatBuffer src) {
+            float[] c = scratch;
+            while (src.hasRemaining()) {
+                int len = Math.min(c.length, src.remaining());
+                src.get(c, 0, len);
+                int i = 0;
+                for (; i + 3 < len; i += 4) {
+                    double a = c[i];
+                    double b = c[i + 1];
+                    double d = c[i + 2];
+                    double e = c[i + 3];
+                    s0 += a * a;
+                    s1 += b * b;
+                    s2 += d * d;
+                    s3 += e * e;
+                }
+                for (; i < len; i++) {
+                    double a = c[i];
+                    s0 += a * a;
+                }
+            }
+        }
+
+        double total() {
+            return (s0 + s1) + (s2 + s3);
+        }
+    }
+
+    // ---- linear algebra -------------------------------------------------------------------------
 
     /** {@code transpose} makes views, so PyTorch hands the transposes to BLAS without copies. */
     @Override
@@ -458,37 +514,58 @@ final class DjlScope implements TensorScope {
         });
     }
 
-    // ---- codebooks ----------------------------------------------------------------------------------
+    // ---- codebooks ------------------------------------------------------------------------------
 
-    /** Every code must index the table: one max-reduction on the device. */
-    private void checkCodesIndex(String op, DjlTensor codes, DjlTensor table) {
-        int size = table.dim(0);
-        if (codes.numel() > 0) {
-            int max = maxCode(codes);
-            if (max >= size) {
-                throw new IllegalArgumentException(op + ": code " + max + " does not index the table of "
-                        + size + " entries; codes must be in [0, " + (size - 1) + "]");
-            }
-        }
-    }
-
+    /** On the host or as PyTorch take, as {@link KernelPlacement} says. */
     @Override
     public Tensor gather(Tensor table, Tensor codes) {
         DjlTensor tab = table1d("gather", table);
         DjlTensor c = in("gather", "codes", codes);
         requireType("gather", "codes", c, DType.UINT8);
-        checkCodesIndex("gather", c, tab);
+        int size = tab.dim(0);
+        int n = Shapes.numelInt("gather", c.shape());
+        if (backend.hostKernels()) {
+            byte[] cs = toByteArray(c);
+            float[] ts = toFloatArray(tab);
+            float[] out = new float[n];
+            for (int i = 0; i < n; i++) {
+                int code = cs[i] & 0xFF;
+                if (code >= size) {
+                    throw gatherRange(code, size);
+                }
+                out[i] = ts[code];
+            }
+            return out(uploadFloats(out, c.shape()));
+        }
+        if (n > 0) {
+            int max = maxCode(c);
+            if (max >= size) {
+                throw gatherRange(max, size);
+            }
+        }
         return withTmp(tmp -> NdKernels.gather(tmp, tab.nd(), c.nd()));
     }
 
+    private static IllegalArgumentException gatherRange(int code, int size) {
+        return new IllegalArgumentException("gather: code " + code + " does not index the table of "
+                + size + " entries; codes must be in [0, " + (size - 1) + "]");
+    }
+
+    /** On the host or as PyTorch abs-and-max over blocks, as {@link KernelPlacement} says. */
     @Override
     public Tensor blockAbsMax(Tensor x, int blockSize) {
         DjlTensor d = f32("blockAbsMax", "x", x);
         checkBlockSize("blockAbsMax", blockSize);
         int n = Shapes.numelInt("blockAbsMax", d.shape());
         if (n < 1) {
-            throw new IllegalArgumentException("blockAbsMax: x must have at least 1 element, got shape "
-                    + Arrays.toString(d.shape()));
+            throw new IllegalArgumentException("blockAbsMax: x must have at least 1 element, got "
+                    + "shape " + Arrays.toString(d.shape()));
+        }
+        if (backend.hostKernels()) {
+            int blocks = (int) (((long) n + blockSize - 1) / blockSize);
+            float[] out = new float[blocks];
+            HostKernels.blockAbsMax(toFloatArray(d), n, blockSize, out);
+            return out(uploadFloats(out, blocks));
         }
         return withTmp(tmp -> NdKernels.blockAbsMax(tmp, d.nd(), n, blockSize));
     }
@@ -509,9 +586,10 @@ final class DjlScope implements TensorScope {
         float[] ss = toFloatArray(s);
         byte[] codes = new byte[n];
         HostKernels.encode(xs, n, ss, blockSize, mode, table, codes);
-        return out(upload(DataType.UINT8, shape, n, buf -> buf.put(codes)));
+        return out(uploadBytes(codes, shape));
     }
 
+    /** On the host or as PyTorch take-and-multiply, as {@link KernelPlacement} says. */
     @Override
     public Tensor decode(Tensor codes, Tensor table, Tensor scale, int blockSize) {
         DjlTensor c = in("decode", "codes", codes);
@@ -520,9 +598,14 @@ final class DjlScope implements TensorScope {
         checkBlockSize("decode", blockSize);
         int n = Shapes.numelInt("decode", c.shape());
         DjlTensor s = scaleArg("decode", scale, n, blockSize);
-        checkCodesIndex("decode", c, tab);
         if (n == 0) {
             return out(manager.create(c.nd().getShape(), DataType.FLOAT32));
+        }
+        if (backend.hostKernels()) {
+            float[] out = new float[n];
+            HostKernels.decode(toByteArray(c), n, toFloatArray(tab), toFloatArray(s), blockSize,
+                    out);
+            return out(uploadFloats(out, c.shape()));
         }
         return withTmp(tmp -> NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize));
     }
@@ -538,21 +621,22 @@ final class DjlScope implements TensorScope {
         }
         int limit = (1 << bits) - 1;
         if (padCode < 0 || padCode > limit) {
-            throw new IllegalArgumentException("pack: padCode must be in [0, " + limit + "] for " + bits
-                    + "-bit codes, got " + padCode);
+            throw new IllegalArgumentException("pack: padCode must be in [0, " + limit + "] for "
+                    + bits + "-bit codes, got " + padCode);
         }
         int n = Shapes.numelInt("pack", c.shape());
         byte[] host = toByteArray(c);
         for (int i = 0; i < n; i++) {
             if ((host[i] & 0xFF) > limit) {
-                throw new IllegalArgumentException("pack: code " + (host[i] & 0xFF) + " at flat index " + i
-                        + " does not fit in " + bits + " bits; codes must be in [0, " + limit + "]");
+                throw new IllegalArgumentException("pack: code " + (host[i] & 0xFF)
+                        + " at flat index " + i + " does not fit in " + bits
+                        + " bits; codes must be in [0, " + limit + "]");
             }
         }
         int len = HostKernels.packedLength(n, bits);
         byte[] packed = new byte[len];
         HostKernels.pack(host, n, bits, order, padCode, packed);
-        return out(upload(DataType.UINT8, new int[] {len}, len, buf -> buf.put(packed)));
+        return out(uploadBytes(packed, len));
     }
 
     /** Host round trip: DJL has no bit operations. */
@@ -569,17 +653,17 @@ final class DjlScope implements TensorScope {
         }
         long need = ((long) count * bits + 7) / 8;
         if (p.numel() < need) {
-            throw new IllegalArgumentException("unpack: " + count + " codes of " + bits + " bits need "
-                    + need + " packed bytes, got " + p.numel() + " (shape " + Arrays.toString(p.shape())
-                    + ")");
+            throw new IllegalArgumentException("unpack: " + count + " codes of " + bits
+                    + " bits need " + need + " packed bytes, got " + p.numel() + " (shape "
+                    + Arrays.toString(p.shape()) + ")");
         }
         byte[] host = toByteArray(p);
         byte[] codes = new byte[count];
         HostKernels.unpack(host, bits, order, count, codes);
-        return out(upload(DataType.UINT8, new int[] {count}, count, buf -> buf.put(codes)));
+        return out(uploadBytes(codes, count));
     }
 
-    // ---- interop ------------------------------------------------------------------------------------
+    // ---- interop --------------------------------------------------------------------------------
 
     Tensor wrap(NDArray array) {
         if (array == null) {
@@ -590,13 +674,13 @@ final class DjlScope implements TensorScope {
         }
         String engine = array.getManager().getEngine().getEngineName();
         if (!DjlBackend.ENGINE.equals(engine)) {
-            throw new IllegalArgumentException("wrap: array belongs to engine " + engine + "; expected "
-                    + DjlBackend.ENGINE);
+            throw new IllegalArgumentException("wrap: array belongs to engine " + engine
+                    + "; expected " + DjlBackend.ENGINE);
         }
         Device device = array.getDevice();
         if (!device.equals(backend.djlDevice())) {
-            throw new IllegalArgumentException("wrap: array is on " + device + " but the backend is on "
-                    + backend.djlDevice());
+            throw new IllegalArgumentException("wrap: array is on " + device
+                    + " but the backend is on " + backend.djlDevice());
         }
         if (DjlTensor.dtypeOf(array.getDataType()) == null) {
             throw new IllegalArgumentException("wrap: data type " + array.getDataType() + " is not "
@@ -606,7 +690,7 @@ final class DjlScope implements TensorScope {
         return out(array.reshape(array.getShape()));
     }
 
-    // ---- helpers: results, transfers ----------------------------------------------------------------
+    // ---- helpers: results, transfers ------------------------------------------------------------
 
     /** Moves an operation's result into this scope. */
     private Tensor out(NDArray result) {
@@ -622,8 +706,8 @@ final class DjlScope implements TensorScope {
 
     /**
      * Like {@link #out} for operations that may return a view of {@code src} (reshape, transpose,
-     * slices): should DJL ever hand back {@code src}'s own handle, a new handle is made, so the input
-     * is never moved.
+     * slices): should DJL ever hand back {@code src}'s own handle, a new handle is made, so the
+     * input is never moved.
      */
     private Tensor outView(DjlTensor src, NDArray result) {
         return out(result == src.nd() ? src.nd().reshape(src.nd().getShape()) : result);
@@ -636,56 +720,105 @@ final class DjlScope implements TensorScope {
         }
     }
 
-    /** Fills a staging buffer. */
+    /** Writes elements {@code [from, from + len)} of a host array at the start of {@code buf}. */
     @FunctionalInterface
-    private interface Fill {
-        void into(ByteBuffer buf);
+    private interface ChunkFill {
+        void into(ByteBuffer buf, int from, int len);
+    }
+
+    /** Reads elements {@code [from, from + len)} of a tensor from {@code buf} (position 0). */
+    @FunctionalInterface
+    private interface ChunkDrain {
+        void from(ByteBuffer buf, int from, int len);
+    }
+
+    private NDArray uploadFloats(float[] data, int... shape) {
+        return upload(DataType.FLOAT32, 4, shape, data.length,
+                (buf, from, len) -> buf.asFloatBuffer().put(data, from, len));
+    }
+
+    private NDArray uploadBytes(byte[] data, int... shape) {
+        return upload(DataType.UINT8, 1, shape, data.length,
+                (buf, from, len) -> buf.put(0, data, from, len));
     }
 
     /**
-     * Uploads {@code bytes} bytes written by {@code fill} as a new array of this scope's device that
-     * owns its memory. The staging buffer is reused: on the CPU, PyTorch's {@code from_blob} only
-     * borrows the buffer, so the array is cloned before the buffer goes back to the pool; on a GPU
-     * the upload itself copies.
+     * Uploads {@code n} host elements as a new array of this scope's device that owns its memory,
+     * through a reused staging buffer. Up to one chunk ({@link DjlBackend#transferChunkBytes()}):
+     * the buffer becomes an array ({@code from_blob}), which on the CPU only borrows the buffer, so
+     * it is cloned before the buffer goes back to the pool (a GPU upload copies by itself). Larger:
+     * an empty array is filled chunk by chunk, so the staging buffer stays small and any size fits.
      */
-    private NDArray upload(DataType type, int[] shape, int bytes, Fill fill) {
+    private NDArray upload(DataType type, int elementBytes, int[] shape, int n, ChunkFill fill) {
         Shape s = DjlTensor.shape(shape);
-        if (bytes == 0) {
+        if (n == 0) {
             return manager.create(s, type);
         }
         StagingBuffers staging = backend.staging();
-        ByteBuffer buf = staging.acquire(bytes);
-        try {
-            fill.into(buf);
-            buf.position(0).limit(bytes);
-            NDArray staged = manager.create(buf, s, type);
-            if (!backend.aliasesHostMemory()) {
-                return staged;
+        int chunk = Math.max(1, backend.transferChunkBytes() / elementBytes);
+        if (n <= chunk) {
+            ByteBuffer buf = staging.acquire(n * elementBytes);
+            try {
+                fill.into(buf, 0, n);
+                buf.position(0).limit(n * elementBytes);
+                return ownMemory(manager.create(buf, s, type));
+            } finally {
+                staging.release(buf);
             }
-            try (NDArray borrowed = staged) {
-                return borrowed.duplicate();
+        }
+        try (NDManager tmp = manager.newSubManager()) {
+            NDArray flat = NdKernels.own(tmp, tmp.create(new Shape(n), type));
+            ByteBuffer buf = staging.acquire(chunk * elementBytes);
+            try {
+                for (int from = 0; from < n; from += chunk) {
+                    int len = Math.min(chunk, n - from);
+                    buf.clear();
+                    fill.into(buf, from, len);
+                    buf.position(0).limit(len * elementBytes);
+                    try (NDArray part = tmp.create(buf, new Shape(len), type)) {
+                        flat.set(new NDIndex().addSliceDim(from, (long) from + len), part);
+                    }
+                }
+            } finally {
+                staging.release(buf);
             }
-        } finally {
-            staging.release(buf);
+            NDArray result = NdKernels.own(tmp, flat.reshape(s));
+            result.attach(manager);
+            return result;
         }
     }
 
-    /** Reads from a buffer. */
-    @FunctionalInterface
-    private interface Drain {
-        void from(ByteBuffer buf);
+    /** {@code staged} if it owns its memory, else a copy of it (and {@code staged} is closed). */
+    private NDArray ownMemory(NDArray staged) {
+        if (!backend.aliasesHostMemory()) {
+            return staged;
+        }
+        try (NDArray borrowed = staged) {
+            return borrowed.duplicate();
+        }
     }
 
     /**
-     * Copies the {@code n >= 1} elements of {@code nd} to the host. A contiguous CPU array is read in
-     * place; DJL's copies for other arrays (non-contiguous views, GPU arrays) go into a temporary
-     * manager, not into the array's owner.
+     * Copies the {@code n >= 1} elements of {@code nd} to the host, chunk by chunk. Contiguous CPU
+     * memory is read in place; DJL's copies for other arrays (non-contiguous views, GPU arrays) go
+     * into a temporary manager, not into the array's owner.
      */
-    private void download(NDArray nd, int n, Drain drain) {
+    private void download(NDArray nd, int n, int elementBytes, ChunkDrain drain) {
         try (NDManager tmp = manager.newSubManager()) {
             NDArray flat = NdKernels.own(tmp, nd.reshape(n));
-            ByteBuffer buf = flat.toByteBuffer(true);
-            drain.from(buf);
+            int chunk = Math.max(1, backend.transferChunkBytes() / elementBytes);
+            if (n <= chunk) {
+                drain.from(flat.toByteBuffer(true), 0, n);
+                return;
+            }
+            for (int from = 0; from < n; from += chunk) {
+                int len = Math.min(chunk, n - from);
+                try (NDManager part = tmp.newSubManager()) {
+                    NDIndex range = new NDIndex().addSliceDim(from, (long) from + len);
+                    NDArray slice = NdKernels.own(part, flat.get(part, range));
+                    drain.from(slice.toByteBuffer(true), from, len);
+                }
+            }
         }
     }
 
@@ -696,7 +829,7 @@ final class DjlScope implements TensorScope {
         }
     }
 
-    // ---- helpers: validation ----------------------------------------------------------------------
+    // ---- helpers: validation --------------------------------------------------------------------
 
     void checkOpen(String op) {
         if (!isOpen()) {
@@ -710,9 +843,9 @@ final class DjlScope implements TensorScope {
         DjlTensor d = DjlTensor.of(op, name, t);
         if (d.djlBackend() != backend) {
             Backend other = d.backend();
-            throw new IllegalArgumentException(op + ": " + name + " belongs to another " + other.name()
-                    + " backend instance (" + other.device() + "); tensors cannot be mixed across "
-                    + "backends (this one: " + backend.device() + ")");
+            throw new IllegalArgumentException(op + ": " + name + " belongs to another "
+                    + other.name() + " backend instance (" + other.device() + "); tensors "
+                    + "cannot be mixed across backends (this one: " + backend.device() + ")");
         }
         return d;
     }
@@ -753,8 +886,8 @@ final class DjlScope implements TensorScope {
     private DjlTensor table1d(String op, Tensor table) {
         DjlTensor t = f32(op, "table", table);
         if (t.rank() != 1 || t.dim(0) < 1) {
-            throw new IllegalArgumentException(op + ": table must be 1-D with at least 1 entry, got "
-                    + "shape " + Arrays.toString(t.shape()));
+            throw new IllegalArgumentException(op + ": table must be 1-D with at least 1 entry, "
+                    + "got shape " + Arrays.toString(t.shape()));
         }
         return t;
     }
@@ -763,8 +896,8 @@ final class DjlScope implements TensorScope {
         DjlTensor s = f32(op, "scale", scale);
         int blocks = (int) (((long) n + blockSize - 1) / blockSize);
         if (s.rank() != 1 || s.dim(0) != blocks) {
-            throw new IllegalArgumentException(op + ": scale must be [" + blocks + "] (ceil(" + n + " / "
-                    + blockSize + ")), got " + Arrays.toString(s.shape()));
+            throw new IllegalArgumentException(op + ": scale must be [" + blocks + "] (ceil(" + n
+                    + " / " + blockSize + ")), got " + Arrays.toString(s.shape()));
         }
         return s;
     }
@@ -777,7 +910,8 @@ final class DjlScope implements TensorScope {
 
     private static void checkBits(String op, int bits) {
         if (bits != 1 && bits != 2 && bits != 3 && bits != 4 && bits != 8) {
-            throw new IllegalArgumentException(op + ": bits must be one of [1, 2, 3, 4, 8], got " + bits);
+            throw new IllegalArgumentException(op + ": bits must be one of [1, 2, 3, 4, 8], got "
+                    + bits);
         }
     }
 
@@ -800,10 +934,11 @@ final class DjlScope implements TensorScope {
         return n;
     }
 
-    private static void checkRange(String op, int from, int to, int size, String what, DjlTensor d) {
+    private static void checkRange(String op, int from, int to, int size, String what,
+            DjlTensor d) {
         if (from < 0 || from > to || to > size) {
-            throw new IllegalArgumentException(op + ": [" + from + ", " + to + ") is not a range of the "
-                    + size + " " + what + " of shape " + Arrays.toString(d.shape())
+            throw new IllegalArgumentException(op + ": [" + from + ", " + to + ") is not a range "
+                    + "of the " + size + " " + what + " of shape " + Arrays.toString(d.shape())
                     + "; need 0 <= from <= to <= " + size);
         }
     }

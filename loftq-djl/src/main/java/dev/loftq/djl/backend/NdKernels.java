@@ -21,15 +21,17 @@ import ai.djl.pytorch.jni.JniUtils;
 final class NdKernels {
     private NdKernels() {}
 
-    /** Attaches {@code r} to {@code m} and returns it: DJL leaves results in the input's manager. */
+    /**
+     * Attaches {@code r} to {@code m} and returns it: DJL leaves results in the input's manager.
+     */
     static NDArray own(NDManager m, NDArray r) {
         r.attach(m);
         return r;
     }
 
     /**
-     * A second handle on {@code a}'s storage, owned by {@code tmp}: for DJL operations that allocate
-     * hidden arrays in the manager of their input.
+     * A second handle on {@code a}'s storage, owned by {@code tmp}: for DJL operations that
+     * allocate hidden arrays in the manager of their input.
      */
     static NDArray alias(NDManager tmp, NDArray a) {
         return own(tmp, a.reshape(a.getShape()));
@@ -37,8 +39,8 @@ final class NdKernels {
 
     /**
      * {@link Math#max} elementwise with broadcasting: NaN if either is NaN, and {@code +0} over
-     * {@code -0}. PyTorch's {@code maximum} returns either zero for a {@code (-0, +0)} pair, so pairs
-     * of zeros are replaced by {@code a + b}, which is {@code -0} only if both are.
+     * {@code -0}. PyTorch's {@code maximum} returns either zero for a {@code (-0, +0)} pair, so
+     * pairs of zeros are replaced by {@code a + b}, which is {@code -0} only if both are.
      */
     static NDArray maximum(NDManager tmp, NDArray a, NDArray b) {
         NDArray r = own(tmp, a.maximum(b));
@@ -66,8 +68,9 @@ final class NdKernels {
     }
 
     /**
-     * {@code Math.min(Math.max(a, lo), hi)} elementwise; NaN stays NaN. PyTorch's {@code clamp} agrees
-     * except for the sign of a zero result when a bound is a zero, which takes the exact path.
+     * {@code Math.min(Math.max(a, lo), hi)} elementwise; NaN stays NaN. PyTorch's {@code clamp}
+     * agrees except for the sign of a zero result when a bound is a zero, which takes the exact
+     * path.
      */
     static NDArray clamp(NDManager tmp, NDArray a, float lo, float hi) {
         if (lo != 0f && hi != 0f) {
@@ -81,9 +84,10 @@ final class NdKernels {
     }
 
     /**
-     * Correctly rounded float32 square root: PyTorch's float32 CPU kernel is off by one ulp for about
-     * one value in six, so the root is taken in float64 and rounded once (the tests check every
-     * exponent range against {@code (float) Math.sqrt}). Differentiable: see {@link #exactValue}.
+     * Correctly rounded float32 square root: PyTorch's float32 CPU kernel is off by one ulp for
+     * about one value in six, so the root is taken in float64 and rounded once (the tests check
+     * every exponent range against {@code (float) Math.sqrt}). Differentiable: see {@link
+     * #exactValue}.
      */
     static NDArray sqrt(NDManager tmp, NDArray a) {
         NDArray d = own(tmp, a.toType(DataType.FLOAT64, false));
@@ -93,21 +97,24 @@ final class NdKernels {
     }
 
     /**
-     * {@code 1 / (1 + exp(-a))} evaluated in float64 and rounded once: within one ulp of the float64
-     * result, including the subnormal tail below -88 where float32 evaluation underflows to 0.
-     * Differentiable: see {@link #exactValue}.
+     * {@code 1 / (1 + exp(-a))} evaluated in float64 and rounded once: within one ulp of the
+     * float64 result, including the subnormal tail below -88 where float32 evaluation underflows to
+     * 0. Differentiable: see {@link #exactValue}.
      */
     static NDArray sigmoid(NDManager tmp, NDArray a) {
         NDArray d = own(tmp, a.toType(DataType.FLOAT64, false));
         NDArray r = own(tmp, d.getNDArrayInternal().sigmoid());
         NDArray exact = own(tmp, r.toType(DataType.FLOAT32, false));
-        return tracksGradient(a) ? exactValue(tmp, own(tmp, a.getNDArrayInternal().sigmoid()), exact) : exact;
+        if (!tracksGradient(a)) {
+            return exact;
+        }
+        return exactValue(tmp, own(tmp, a.getNDArrayInternal().sigmoid()), exact);
     }
 
     /**
-     * True when an operation on {@code a} is being recorded for autograd. DJL runs dtype conversions
-     * under PyTorch's no-grad guard, so the float64 detours above need a differentiable companion
-     * only then.
+     * True when an operation on {@code a} is being recorded for autograd. DJL runs dtype
+     * conversions under PyTorch's no-grad guard, so the float64 detours above need a differentiable
+     * companion only then.
      */
     static boolean tracksGradient(NDArray a) {
         return JniUtils.isGradMode() && a instanceof PtNDArray p && JniUtils.requiresGrad(p);
@@ -115,11 +122,11 @@ final class NdKernels {
 
     /**
      * The values of {@code exact} with the gradient of {@code approx} (a float32 evaluation of the
-     * same function, within a few ulps): {@code approx + stop(exact - approx)} where that correction
-     * is non-zero, else {@code approx}. Two floats that close (or both tiny) have an exact difference,
-     * and the sum is then exact too, so the value is {@code exact} bit for bit; where the correction is
-     * zero or NaN ({@code approx} equal to {@code exact}, infinite or NaN), {@code approx} keeps its
-     * own value, sign of zero included.
+     * same function, within a few ulps): {@code approx + stop(exact - approx)} where that
+     * correction is non-zero, else {@code approx}. Two floats that close (or both tiny) have an
+     * exact difference, and the sum is then exact too, so the value is {@code exact} bit for bit;
+     * where the correction is zero or NaN ({@code approx} equal to {@code exact}, infinite or NaN),
+     * {@code approx} keeps its own value, sign of zero included.
      */
     static NDArray exactValue(NDManager tmp, NDArray approx, NDArray exact) {
         NDArray frozen = own(tmp, approx.stopGradient());
@@ -153,20 +160,21 @@ final class NdKernels {
         int rem = n - full * blockSize;
         NDArray head = null;
         if (full > 0) {
-            NDArray blocks = rem == 0 ? abs : own(tmp, abs.get(new NDIndex().addSliceDim(0, (long) full * blockSize)));
+            NDArray blocks = rem == 0 ? abs : own(tmp, abs.get(slice(0, (long) full * blockSize)));
             blocks = own(tmp, blocks.reshape(full, blockSize));
             head = own(tmp, blocks.max(new int[] {1}, false));
         }
         if (rem == 0) {
             return head;
         }
-        NDArray tailBlock = own(tmp, abs.get(new NDIndex().addSliceDim((long) full * blockSize, n)));
+        NDArray tailBlock = own(tmp, abs.get(slice((long) full * blockSize, n)));
         NDArray tail = own(tmp, tailBlock.max(new int[] {0}, true));
         return head == null ? tail : own(tmp, NDArrays.concat(new NDList(head, tail), 0));
     }
 
     /**
-     * Codebook lookup {@code table[codes]}, FLOAT32 of codes' shape. Codes are checked by the caller.
+     * Codebook lookup {@code table[codes]}, FLOAT32 of codes' shape. Codes are checked by the
+     * caller.
      */
     static NDArray gather(NDManager tmp, NDArray table, NDArray codes) {
         NDArray idx = own(tmp, codes.toType(DataType.INT64, false));
@@ -174,9 +182,9 @@ final class NdKernels {
     }
 
     /**
-     * Blockwise decoding {@code y[i] = f32(table[codes[i]] * scale[i / blockSize])}, FLOAT32 of codes'
-     * shape. As in {@link dev.loftq.core.tensor.HostKernels#decode}, codes past the end of the table
-     * read 0.
+     * Blockwise decoding {@code y[i] = f32(table[codes[i]] * scale[i / blockSize])}, FLOAT32 of
+     * codes' shape. As in {@link dev.loftq.core.tensor.HostKernels#decode}, codes past the end of
+     * the table read 0.
      *
      * @param n number of codes, >= 1
      */
@@ -194,7 +202,9 @@ final class NdKernels {
         return own(tmp, y.reshape(codes.getShape()));
     }
 
-    /** {@code v[i] * s[i / blockSize]} for flat {@code v} [n] and {@code s} [ceil(n / blockSize)]. */
+    /**
+     * {@code v[i] * s[i / blockSize]} for flat {@code v} [n] and {@code s} [ceil(n / blockSize)].
+     */
     static NDArray blockwiseMul(NDManager tmp, NDArray v, NDArray s, int n, int blockSize) {
         int full = n / blockSize;
         int rem = n - full * blockSize;
@@ -203,16 +213,21 @@ final class NdKernels {
             NDArray column = own(tmp, s.reshape(full, 1));
             return own(tmp, own(tmp, blocks.mul(column)).reshape(n));
         }
-        NDArray tailV = own(tmp, v.get(new NDIndex().addSliceDim((long) full * blockSize, n)));
-        NDArray tailS = own(tmp, s.get(new NDIndex().addSliceDim(full, full + 1L)));
+        NDArray tailV = own(tmp, v.get(slice((long) full * blockSize, n)));
+        NDArray tailS = own(tmp, s.get(slice(full, full + 1L)));
         NDArray tail = own(tmp, tailV.mul(tailS));
         if (full == 0) {
             return tail;
         }
-        NDArray headV = own(tmp, v.get(new NDIndex().addSliceDim(0, (long) full * blockSize)));
+        NDArray headV = own(tmp, v.get(slice(0, (long) full * blockSize)));
         NDArray blocks = own(tmp, headV.reshape(full, blockSize));
-        NDArray column = own(tmp, own(tmp, s.get(new NDIndex().addSliceDim(0, full))).reshape(full, 1));
+        NDArray column = own(tmp, own(tmp, s.get(slice(0, full))).reshape(full, 1));
         NDArray head = own(tmp, own(tmp, blocks.mul(column)).reshape((long) full * blockSize));
         return own(tmp, NDArrays.concat(new NDList(head, tail), 0));
+    }
+
+    /** The index {@code [from, to)} on axis 0. */
+    private static NDIndex slice(long from, long to) {
+        return new NDIndex().addSliceDim(from, to);
     }
 }

@@ -11,14 +11,14 @@ import java.util.List;
  * uploads borrow a buffer, fill it, let PyTorch copy it, and give it back.
  *
  * <p>Keeps at most {@link #MAX_POOLED} buffers of at most {@link #MAX_POOLED_BYTES} bytes each (by
- * default); larger buffers are used once and left to the garbage collector. When the pool is full, a
- * returned buffer replaces the smallest pooled one if it is larger. Thread-safe.
+ * default); larger buffers are used once and left to the garbage collector. When the pool is full,
+ * a returned buffer replaces the smallest pooled one if it is larger. Thread-safe.
  */
 final class StagingBuffers {
     /** Buffers kept for reuse. */
     static final int MAX_POOLED = 2;
     /** Capacity above which a buffer is not kept. */
-    static final int MAX_POOLED_BYTES = 256 << 20;
+    static final int MAX_POOLED_BYTES = 64 << 20;
     /** Capacities are rounded up to a multiple of this, so near sizes share a buffer. */
     private static final int GRANULE = 1 << 20;
 
@@ -40,8 +40,8 @@ final class StagingBuffers {
     }
 
     /**
-     * A buffer with position 0, limit {@code bytes} and native byte order, owned by the caller until
-     * {@link #release}.
+     * A buffer with position 0, limit {@code bytes} and native byte order, owned by the caller
+     * until {@link #release}.
      */
     ByteBuffer acquire(int bytes) {
         if (bytes < 0) {

@@ -79,12 +79,14 @@ class DjlAutogradTest {
         Tensor accumulated = autograd.gradient(a);
         assertBits(new float[] {4f, -8f, 12f}, scope.toFloatArray(accumulated), "two passes");
         autograd.requireGradient(a);
-        assertBits(new float[] {0f, 0f, 0f}, scope.toFloatArray(autograd.gradient(a)), "after reset");
+        assertBits(new float[] {0f, 0f, 0f}, scope.toFloatArray(autograd.gradient(a)),
+                "after reset");
         try (Autograd.Tape tape = autograd.record()) {
             tape.backward(sumOfSquares(a));
         }
         assertBits(new float[] {2f, -4f, 6f}, scope.toFloatArray(autograd.gradient(a)), "one pass");
-        assertBits(new float[] {4f, -8f, 12f}, scope.toFloatArray(accumulated), "a handed-out gradient "
+        assertBits(new float[] {4f, -8f, 12f}, scope.toFloatArray(accumulated),
+                "a handed-out gradient "
                 + "never changes");
     }
 
@@ -112,13 +114,15 @@ class DjlAutogradTest {
             y = scope.add(y, scope.clamp(a, 0.5f, 2f));
             y = scope.sub(y, scope.where(scope.gt(a, b), scope.div(a, 2f), b));
             // y · 1 as a [1, 1] matmul, then a one-element sum: a single-element loss of rank 1.
-            tape.backward(scope.sumLast(scope.matmul(scope.reshape(y, 1, 3), scope.full(1f, 3, 1))));
+            tape.backward(scope.sumLast(scope.matmul(scope.reshape(y, 1, 3), scope.full(1f, 3,
+                    1))));
         }
         float[] g = scope.toFloatArray(autograd.gradient(a));
         for (int i = 0; i < 3; i++) {
             double s = 1 / (1 + Math.exp(-v[i]));
-            double expected = 0.5 / Math.sqrt(v[i]) + s * (1 - s) + (i == 1 ? 1 : 0) + (i == 1 ? 1 : 0)
-                    - (i == 1 ? 0.5 : 0);
+            // sqrt' + sigmoid' + maximum' (a > b only at 1) + clamp' (inside only at 1) - where'
+            double onlyAtOne = i == 1 ? 1 + 1 - 0.5 : 0;
+            double expected = 0.5 / Math.sqrt(v[i]) + s * (1 - s) + onlyAtOne;
             assertEquals(expected, g[i], 1e-6, "element " + i);
         }
     }
@@ -128,7 +132,8 @@ class DjlAutogradTest {
         // While recording, sqrt and sigmoid must give the same bits as without a tape.
         float[] v = new float[4096];
         for (int i = 0; i < v.length; i++) {
-            v[i] = i < 4 ? new float[] {-0f, 0f, Float.POSITIVE_INFINITY, -100f}[i] : (i - 2048) * 0.0731f;
+            v[i] = i < 4 ? new float[] {-0f, 0f, Float.POSITIVE_INFINITY,
+                    -100f}[i] : (i - 2048) * 0.0731f;
         }
         Tensor a = scope.fromHost(v, v.length);
         float[] sqrt = scope.toFloatArray(scope.sqrt(a));
@@ -148,7 +153,8 @@ class DjlAutogradTest {
     @Test
     void misuseIsReported() {
         Tensor a = scope.fromHost(new float[] {1f, 2f}, 2);
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> autograd.gradient(a));
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> autograd.gradient(a));
         assertTrue(e.getMessage().startsWith("gradient:"), e.getMessage());
         autograd.requireGradient(a);
         Autograd.Tape tape = autograd.record();
@@ -173,7 +179,8 @@ class DjlAutogradTest {
         try (Autograd.Tape again = autograd.record()) {
             again.backward(sumOfSquares(a));
         }
-        assertBits(new float[] {2f, 4f}, scope.toFloatArray(autograd.gradient(a)), "after a refused tape");
+        assertBits(new float[] {2f, 4f}, scope.toFloatArray(autograd.gradient(a)),
+                "after a refused tape");
     }
 
     @Test
@@ -187,10 +194,12 @@ class DjlAutogradTest {
                 tape.backward(child.sumLast(child.mul(a, a)));
             }
             g = autograd.gradient(a);
-            assertEquals(before + 3, backend.liveArrayCount(), "product, loss and the gradient (owned by "
+            assertEquals(before + 3, backend.liveArrayCount(),
+                    "product, loss and the gradient (owned by "
                     + "the leaf's scope)");
         }
-        assertEquals(before + 1, backend.liveArrayCount(), "only the gradient, kept by the leaf's scope");
+        assertEquals(before + 1, backend.liveArrayCount(),
+                "only the gradient, kept by the leaf's scope");
         assertTrue(g.isAlive());
     }
 }

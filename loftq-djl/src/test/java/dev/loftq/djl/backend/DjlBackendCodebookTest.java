@@ -15,43 +15,39 @@ import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** The coarse codebook kernels of the DJL backend against {@link HostKernels}, bit for bit. */
-class DjlBackendCodebookTest {
+/**
+ * The coarse codebook kernels of the DJL backend against {@link HostKernels}, bit for bit, once per
+ * {@link KernelPlacement} and once with tiny transfer chunks (see the subclasses).
+ */
+abstract class DjlBackendCodebookTest {
     /** NF4 code values (bitsandbytes), ascending. */
     static final float[] NF4 = {-1f, -0.6961928f, -0.52507305f, -0.3949175f, -0.28444138f,
         -0.18477343f, -0.09105004f, 0f, 0.0795803f, 0.1609302f, 0.2461123f, 0.33791524f,
         0.44070983f, 0.562617f, 0.72295684f, 1f};
 
-    private static DjlBackend backend;
+    private DjlBackend backend;
     private TensorScope scope;
 
-    @BeforeAll
-    static void openBackend() {
-        backend = DjlBackend.cpu();
-    }
-
-    @AfterAll
-    static void closeBackend() {
-        backend.close();
-    }
+    /** The backend of this run: a placement of the coarse kernels and a transfer chunk size. */
+    abstract DjlBackend newBackend();
 
     @BeforeEach
     void openScope() {
+        backend = newBackend();
         scope = backend.newScope();
     }
 
     @AfterEach
     void closeScope() {
         scope.close();
+        backend.close();
     }
 
     /** Shapes and block sizes: single element, fewer elements than a block, non-multiples. */
@@ -179,6 +175,30 @@ class DjlBackendCodebookTest {
         }
     }
 
+    @Test
+    void sumOfSquaresAccumulatesInDouble() {
+        int n = 5 * 39323;
+        float[] v = Oracles.normals(7, n);
+        double expected = 0;
+        for (float f : v) {
+            expected += (double) f * f;
+        }
+        assertEquals(expected, scope.sumOfSquares(scope.fromHost(v, 5, n / 5)), expected * 1e-12);
+        assertEquals(expected, scope.sumOfSquares(scope.transpose(scope.fromHost(v, 5, n / 5))),
+                expected * 1e-12);
+        assertEquals(6.25, scope.sumOfSquares(scope.fromHost(new float[] {2.5f})));
+        assertEquals(0.0, scope.sumOfSquares(scope.fromHost(new float[0], 0)));
+        assertTrue(Double.isNaN(scope.sumOfSquares(scope.fromHost(new float[] {1f, Float.NaN},
+                2))));
+        assertEquals(Double.POSITIVE_INFINITY, scope.sumOfSquares(scope.fromHost(
+                new float[] {1f, Float.NEGATIVE_INFINITY}, 2)));
+        // A float32 accumulator would lose this: 1e8 + 16 * 1 in float32 is 1e8.
+        float[] big = new float[17];
+        big[0] = 1e4f;
+        java.util.Arrays.fill(big, 1, 17, 1f);
+        assertEquals(1e8 + 16, scope.sumOfSquares(scope.fromHost(big, 17)));
+    }
+
     static Stream<Arguments> packCases() {
         Stream.Builder<Arguments> b = Stream.builder();
         for (int bits : new int[] {1, 2, 3, 4, 8}) {
@@ -204,14 +224,17 @@ class DjlBackendCodebookTest {
         HostKernels.pack(codes, n, bits, order, pad, expected);
         Tensor packed = scope.pack(scope.fromHostBytes(codes, n), bits, order, pad);
         assertArrayEquals(new int[] {expected.length}, packed.shape());
-        assertArrayEquals(expected, scope.toByteArray(packed), "pack " + bits + " " + order + " " + n);
+        assertArrayEquals(expected, scope.toByteArray(packed),
+                "pack " + bits + " " + order + " " + n);
 
         Tensor unpacked = scope.unpack(packed, bits, order, n);
-        assertArrayEquals(codes, scope.toByteArray(unpacked), "unpack " + bits + " " + order + " " + n);
+        assertArrayEquals(codes, scope.toByteArray(unpacked),
+                "unpack " + bits + " " + order + " " + n);
         int fewer = n / 2;
         byte[] head = new byte[fewer];
         HostKernels.unpack(expected, bits, order, fewer, head);
-        assertArrayEquals(head, scope.toByteArray(scope.unpack(packed, bits, order, fewer)), "unpack prefix");
+        assertArrayEquals(head, scope.toByteArray(scope.unpack(packed, bits, order, fewer)),
+                "unpack prefix");
     }
 
     @Test
@@ -233,7 +256,8 @@ class DjlBackendCodebookTest {
             expected[i] = NF4[codes[i]];
         }
         assertBits(expected, scope.toFloatArray(got), "gather");
-        Tensor scalar = scope.gather(scope.fromHost(NF4, 16), scope.fromHostBytes(new byte[] {(byte) 15}));
+        Tensor scalar = scope.gather(scope.fromHost(NF4, 16),
+                scope.fromHostBytes(new byte[] {(byte) 15}));
         assertEquals(0, scalar.rank());
         assertEquals(1f, scope.item(scalar));
     }
@@ -246,25 +270,33 @@ class DjlBackendCodebookTest {
         assertTrue(e.getMessage().contains("gather") && e.getMessage().contains("200")
                 && e.getMessage().contains("16"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.pack(scope.fromHostBytes(new byte[] {1, 17}, 2), 4, PackOrder.MSB_FIRST, 0));
-        assertTrue(e.getMessage().contains("17") && e.getMessage().contains("4 bits"), e.getMessage());
+                () -> scope.pack(scope.fromHostBytes(new byte[] {1, 17}, 2), 4, PackOrder.MSB_FIRST,
+                0));
+        assertTrue(e.getMessage().contains("17") && e.getMessage().contains("4 bits"),
+                e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.pack(scope.fromHostBytes(new byte[] {1}, 1), 5, PackOrder.MSB_FIRST, 0));
+                () -> scope.pack(scope.fromHostBytes(new byte[] {1}, 1), 5, PackOrder.MSB_FIRST,
+                0));
         assertTrue(e.getMessage().contains("bits") && e.getMessage().contains("5"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.unpack(scope.fromHostBytes(new byte[] {1}, 1), 4, PackOrder.LSB_FIRST, 3));
-        assertTrue(e.getMessage().contains("unpack") && e.getMessage().contains("3 codes"), e.getMessage());
+                () -> scope.unpack(scope.fromHostBytes(new byte[] {1}, 1), 4, PackOrder.LSB_FIRST,
+                3));
+        assertTrue(e.getMessage().contains("unpack") && e.getMessage().contains("3 codes"),
+                e.getMessage());
         Tensor x = scope.fromHost(new float[100], 100);
-        e = assertThrows(IllegalArgumentException.class, () -> scope.encode(x, scope.fromHost(new float[1], 1),
+        e = assertThrows(IllegalArgumentException.class, () -> scope.encode(x,
+                scope.fromHost(new float[1], 1),
                 64, ScaleMode.DIVIDE, BucketTable.identityCodes(midpoints(NF4))));
-        assertTrue(e.getMessage().contains("scale") && e.getMessage().contains("[2]"), e.getMessage());
+        assertTrue(e.getMessage().contains("scale") && e.getMessage().contains("[2]"),
+                e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> scope.blockAbsMax(x, 0));
         assertTrue(e.getMessage().contains("blockSize"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> scope.blockAbsMax(scope.fromHost(new float[0], 0), 64));
         assertTrue(e.getMessage().contains("at least 1"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> scope.decode(scope.fromHost(new float[2], 2), table, scope.fromHost(new float[1], 1), 64));
+                () -> scope.decode(scope.fromHost(new float[2], 2), table,
+                scope.fromHost(new float[1], 1), 64));
         assertTrue(e.getMessage().contains("codes must be UINT8"), e.getMessage());
     }
 }

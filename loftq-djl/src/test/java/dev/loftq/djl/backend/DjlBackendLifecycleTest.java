@@ -49,19 +49,88 @@ class DjlBackendLifecycleTest {
         }
     }
 
-    /** Runs {@code op} and checks that exactly one array (its result) was added, in {@code scope}. */
+    /** Runs {@code op} and checks that exactly one array (its result) was added to the backend. */
     private static Tensor one(List<NDArray> made, Supplier<Tensor> op) {
-        int before = backend.liveArrayCount();
+        return one(backend, made, op);
+    }
+
+    private static Tensor one(DjlBackend b, List<NDArray> made, Supplier<Tensor> op) {
+        int before = b.liveArrayCount();
         Tensor r = op.get();
-        assertEquals(before + 1, backend.liveArrayCount(), "an op must leave exactly its result");
+        assertEquals(before + 1, b.liveArrayCount(), "an op must leave exactly its result");
         made.add(DjlBackend.ndArray(r));
         return r;
     }
 
     private static void none(Runnable op) {
-        int before = backend.liveArrayCount();
+        none(backend, op);
+    }
+
+    private static void none(DjlBackend b, Runnable op) {
+        int before = b.liveArrayCount();
         op.run();
-        assertEquals(before, backend.liveArrayCount(), "a host read must leave no array");
+        assertEquals(before, b.liveArrayCount(), "a host read must leave no array");
+    }
+
+    @Test
+    void chunkedTransfersRoundTripAndLeaveNothingBehind() {
+        try (DjlBackend b = DjlBackend.withChunkBytes(KernelPlacement.HOST, 64);
+                TensorScope root = b.newScope()) {
+            float[] v = Oracles.data(9, 1001);
+            byte[] bytes = new byte[1001];
+            for (int i = 0; i < bytes.length; i++) {
+                bytes[i] = (byte) (i * 7);
+            }
+            List<NDArray> made = new ArrayList<>();
+            Tensor x = one(b, made, () -> root.fromHost(v, 7, 143));
+            Tensor u = one(b, made, () -> root.fromHostBytes(bytes, 1001));
+            Tensor t = one(b, made, () -> root.transpose(x));
+            none(b, () -> assertBits(v, root.toFloatArray(x), "chunked float round trip"));
+            none(b, () -> assertArrayEquals(bytes, root.toByteArray(u), "chunked byte round trip"));
+            none(b, () -> assertBits(Oracles.transpose(v, 7, 143), root.toFloatArray(t),
+                    "chunked strided read"));
+            double expected = 0;
+            for (float f : Oracles.normals(10, 999)) {
+                expected += (double) f * f;
+            }
+            Tensor n = root.fromHost(Oracles.normals(10, 999), 999);
+            assertEquals(expected, root.sumOfSquares(n), expected * 1e-12);
+            assertEquals(expected, root.sumOfSquares(root.transpose(root.reshape(n, 27, 37))),
+                    expected * 1e-12);
+            assertBits(new float[] {3.5f}, root.toFloatArray(root.fromHost(new float[] {3.5f})),
+                    "one element");
+            assertTrue(b.staging().allocations() <= 2, "chunks reuse one staging buffer");
+        }
+    }
+
+    @Test
+    void coarseKernelsOnTheDeviceLeaveNothingBehind() {
+        int engineBefore = engineArrays();
+        try (DjlBackend b = DjlBackend.on(Device.cpu(), KernelPlacement.DEVICE);
+                TensorScope root = b.newScope()) {
+            assertEquals(KernelPlacement.DEVICE, b.placement());
+            Tensor a = root.fromHost(Oracles.data(1, 15), 3, 5);
+            Tensor codes = root.fromHostBytes(new byte[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 11);
+            Tensor table = root.fromHost(DjlBackendCodebookTest.NF4, 16);
+            Tensor scales = root.fromHost(new float[] {1f, 2f, 3f}, 3);
+            Tensor shortTable = root.sliceRows(table, 0, 8);
+            Tensor transposed = root.transpose(a);
+            int rootCount = b.liveArrayCount();
+            List<NDArray> made = new ArrayList<>();
+            try (TensorScope s = root.newChild()) {
+                one(b, made, () -> s.blockAbsMax(a, 4));
+                one(b, made, () -> s.blockAbsMax(a, 5));
+                one(b, made, () -> s.blockAbsMax(a, 64));
+                one(b, made, () -> s.gather(table, codes));
+                one(b, made, () -> s.decode(codes, table, scales, 4));
+                one(b, made, () -> s.decode(codes, shortTable, scales, 4));
+                none(b, () -> s.sumOfSquares(a));
+                none(b, () -> s.sumOfSquares(transposed));
+            }
+            made.forEach(nd -> assertTrue(nd.isReleased()));
+            assertEquals(rootCount, b.liveArrayCount());
+        }
+        assertEquals(engineBefore, engineArrays());
     }
 
     @Test
@@ -123,8 +192,9 @@ class DjlBackendLifecycleTest {
                 one(made, () -> s.matmul(m, false, m, true));
                 one(made, () -> s.gather(table, codes));
                 Tensor absmax = one(made, () -> s.blockAbsMax(a, 5));
-                one(made, () -> s.encode(a, absmax, 5, ScaleMode.DIVIDE,
-                        BucketTable.identityCodes(DjlBackendCodebookTest.midpoints(DjlBackendCodebookTest.NF4))));
+                BucketTable nf4 = BucketTable.identityCodes(
+                        DjlBackendCodebookTest.midpoints(DjlBackendCodebookTest.NF4));
+                one(made, () -> s.encode(a, absmax, 5, ScaleMode.DIVIDE, nf4));
                 Tensor twoScales = one(made, () -> s.sliceRows(absmax, 0, 2));
                 one(made, () -> s.decode(codes, table, twoScales, 5));
                 Tensor packed = one(made, () -> s.pack(codes, 4, PackOrder.MSB_FIRST, 0));
@@ -137,12 +207,14 @@ class DjlBackendLifecycleTest {
             for (NDArray nd : made) {
                 assertTrue(nd.isReleased(), "an array made in the child scope is still alive");
             }
-            assertEquals(rootCount, backend.liveArrayCount(), "nothing may leak into the inputs' scope");
+            assertEquals(rootCount, backend.liveArrayCount(),
+                    "nothing may leak into the inputs' scope");
             assertTrue(a.isAlive());
             assertBits(av, root.toFloatArray(a), "inputs are not modified");
         }
         assertEquals(before, backend.liveArrayCount());
-        assertEquals(engineBefore, engineArrays(), "nothing may leak outside the backend's managers");
+        assertEquals(engineBefore, engineArrays(),
+                "nothing may leak outside the backend's managers");
     }
 
     @Test
@@ -190,9 +262,10 @@ class DjlBackendLifecycleTest {
         try (TensorScope child = root.newChild()) {
             dead = child.fromHost(new float[] {1f, 2f}, 2);
         }
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> root.add(alive, dead));
-        assertTrue(e.getMessage().startsWith("add: b") && e.getMessage().contains("no longer alive"),
-                e.getMessage());
+        IllegalStateException e =
+                assertThrows(IllegalStateException.class, () -> root.add(alive, dead));
+        assertTrue(e.getMessage().startsWith("add: b")
+                && e.getMessage().contains("no longer alive"), e.getMessage());
         e = assertThrows(IllegalStateException.class, () -> root.keep(dead));
         assertTrue(e.getMessage().startsWith("keep:"), e.getMessage());
         e = assertThrows(IllegalStateException.class, () -> DjlBackend.ndArray(dead));
@@ -218,7 +291,8 @@ class DjlBackendLifecycleTest {
         assertFalse(s.isOpen());
         assertFalse(b.isOpen());
         IllegalStateException e = assertThrows(IllegalStateException.class, b::newScope);
-        assertTrue(e.getMessage().contains("newScope") && e.getMessage().contains("closed"), e.getMessage());
+        assertTrue(e.getMessage().contains("newScope") && e.getMessage().contains("closed"),
+                e.getMessage());
     }
 
     @Test
@@ -227,7 +301,8 @@ class DjlBackendLifecycleTest {
                 TensorScope os = other.newScope()) {
             Tensor mine = s.fromHost(new float[] {1f, 2f, 3f, 4f}, 2, 2);
             Tensor foreign = Oracles.foreignTensor();
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> s.add(mine, foreign));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> s.add(mine, foreign));
             assertTrue(e.getMessage().startsWith("add: b") && e.getMessage().contains("'foreign'"),
                     e.getMessage());
             Tensor theirs = os.fromHost(new float[] {1f, 2f, 3f, 4f}, 2, 2);
@@ -267,22 +342,24 @@ class DjlBackendLifecycleTest {
             expect("clamp: requires lo <= hi, got lo=NaN", () -> s.clamp(a, Float.NaN, 0f));
             expect("maxLast: a must have rank >= 1", () -> s.maxLast(s.full(1f)));
             expect("meanLast: the last axis must not be empty", () -> s.meanLast(s.full(1f, 3, 0)));
-            expect("fromHost: data has 5 elements but shape [2, 3] needs 6", () -> s.fromHost(new float[5], 2, 3));
+            expect("fromHost: data has 5 elements but shape [2, 3] needs 6",
+                    () -> s.fromHost(new float[5], 2, 3));
             expect("fromHost: dimensions must be >= 0", () -> s.fromHost(new float[0], -1));
             expect("toFloatArray: t must be FLOAT32, got UINT8", () -> s.toFloatArray(u));
             expect("toByteArray: t must be UINT8 or BOOL", () -> s.toByteArray(a));
             expect("item: tensor must have exactly 1 element", () -> s.item(a));
-            expect("randomNormal: mean and std must be finite with std >= 0", () -> s.randomNormal(1, 0f, -1f, 2));
+            expect("randomNormal: mean and std must be finite with std >= 0",
+                    () -> s.randomNormal(1, 0f, -1f, 2));
         }
     }
 
     private static void expect(String messageStart, Executable call) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
-        assertTrue(e.getMessage().startsWith(messageStart) || e.getMessage().contains(messageStart),
-                "expected a message containing '" + messageStart + "', got '" + e.getMessage() + "'");
+        assertTrue(e.getMessage().contains(messageStart), "expected a message containing '"
+                + messageStart + "', got '" + e.getMessage() + "'");
     }
 
-    // ---- interop -------------------------------------------------------------------------------------
+    // ---- interop --------------------------------------------------------------------------------
 
     @Test
     void wrapSharesStorageAndNeverTouchesTheCallersManager() {
@@ -290,25 +367,31 @@ class DjlBackendLifecycleTest {
             NDArray array = user.zeros(new Shape(2, 3), DataType.FLOAT32).add(1.5f);
             int userArrays = user.getManagedArrays().size();
             Tensor w;
-            try (TensorScope s = backend.newScope()) {
+            NDArray extra;
+            TensorScope s = backend.newScope();
+            try {
                 w = DjlBackend.wrap(s, array);
                 assertArrayEquals(new int[] {2, 3}, w.shape());
                 assertEquals(DType.FLOAT32, w.dtype());
                 Tensor sum = s.add(w, w);
                 s.toFloatArray(s.transpose(w));
-                assertBits(new float[] {3f, 3f, 3f, 3f, 3f, 3f}, s.toFloatArray(sum), "op on a wrapped array");
-                assertEquals(userArrays, user.getManagedArrays().size(), "results must not land in the "
+                assertBits(new float[] {3f, 3f, 3f, 3f, 3f, 3f}, s.toFloatArray(sum),
+                        "op on a wrapped array");
+                assertEquals(userArrays, user.getManagedArrays().size(),
+                        "results must not land in the "
                         + "caller's manager");
                 NDArray back = DjlBackend.ndArray(sum);
                 assertEquals(new Shape(2, 3), back.getShape());
                 assertSame(DjlBackend.manager(s), back.getManager());
-                NDArray extra = DjlBackend.manager(s).ones(new Shape(2));
+                extra = DjlBackend.manager(s).ones(new Shape(2));
+            } finally {
                 s.close();
-                assertTrue(extra.isReleased(), "arrays made with the scope's manager die with it");
             }
+            assertTrue(extra.isReleased(), "arrays made with the scope's manager die with it");
             assertFalse(w.isAlive());
             assertFalse(array.isReleased(), "the wrapped array stays owned by its manager");
-            assertArrayEquals(new float[] {1.5f, 1.5f, 1.5f, 1.5f, 1.5f, 1.5f}, array.toFloatArray());
+            assertArrayEquals(new float[] {1.5f, 1.5f, 1.5f, 1.5f, 1.5f, 1.5f},
+                    array.toFloatArray());
         }
     }
 
@@ -333,7 +416,8 @@ class DjlBackendLifecycleTest {
         assertEquals("cpu()", backend.device());
         assertTrue(backend.hasAutograd());
         try (DjlBackend best = DjlBackend.best()) {
-            assertEquals(Engine.getEngine("PyTorch").getGpuCount() > 0 ? "gpu(0)" : "cpu()", best.device());
+            assertEquals(Engine.getEngine("PyTorch").getGpuCount() > 0 ? "gpu(0)" : "cpu()",
+                    best.device());
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> DjlBackend.on(Device.gpu(Engine.getEngine("PyTorch").getGpuCount())));
@@ -349,7 +433,8 @@ class DjlBackendLifecycleTest {
                 s.fromHostBytes(new byte[300], 300);
             }
         }
-        assertTrue(backend.staging().allocations() - before <= 1, "uploads must reuse staging buffers");
+        assertTrue(backend.staging().allocations() - before <= 1,
+                "uploads must reuse staging buffers");
     }
 
     @Test

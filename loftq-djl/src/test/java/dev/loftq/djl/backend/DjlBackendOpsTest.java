@@ -27,7 +27,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Every non-codebook op of the DJL backend against plain Java loops; bit-exact where the SPI is. */
+/**
+ * Every non-codebook op of the DJL backend against plain Java loops; bit-exact where the SPI is.
+ */
 class DjlBackendOpsTest {
     private static DjlBackend backend;
     private TensorScope scope;
@@ -118,7 +120,8 @@ class DjlBackendOpsTest {
         assertEquals(0, scope.full(7f).rank());
         int[] shape = {33, 17};
         float[] expected = HostRandom.normal(42, 0.5f, 2f, 33 * 17);
-        assertBits(expected, scope.toFloatArray(scope.randomNormal(42, 0.5f, 2f, shape)), "randomNormal");
+        assertBits(expected, scope.toFloatArray(scope.randomNormal(42, 0.5f, 2f, shape)),
+                "randomNormal");
     }
 
     @Test
@@ -132,7 +135,7 @@ class DjlBackendOpsTest {
         assertBits(b, scope.toFloatArray(tb), "second upload");
     }
 
-    // ---- shape ops --------------------------------------------------------------------------------
+    // ---- shape ops ------------------------------------------------------------------------------
 
     @Test
     void reshapeTransposeAndNonContiguousDownloads() {
@@ -144,7 +147,8 @@ class DjlBackendOpsTest {
         assertArrayEquals(new int[] {4, 3}, tr.shape());
         assertBits(Oracles.transpose(v, 3, 4), scope.toFloatArray(tr), "transpose");
         // A reshape of a transposed view copies in row-major order of the view.
-        assertBits(Oracles.transpose(v, 3, 4), scope.toFloatArray(scope.reshape(tr, 12)), "reshape(tr)");
+        assertBits(Oracles.transpose(v, 3, 4), scope.toFloatArray(scope.reshape(tr, 12)),
+                "reshape(tr)");
         assertBits(v, scope.toFloatArray(scope.transpose(tr)), "transpose twice");
         Tensor bytes = scope.fromHostBytes(new byte[] {1, 2, 3, 4, 5, 6}, 2, 3);
         assertArrayEquals(new byte[] {1, 4, 2, 5, 3, 6}, scope.toByteArray(scope.transpose(bytes)));
@@ -165,7 +169,8 @@ class DjlBackendOpsTest {
         }
         assertBits(cols, scope.toFloatArray(scope.sliceColumns(x, 2, 4)), "sliceColumns");
         float[] col = {v[4], v[9], v[14], v[19]};
-        assertBits(col, scope.toFloatArray(scope.sliceColumns(x, 4, 5)), "one column (strided view)");
+        assertBits(col, scope.toFloatArray(scope.sliceColumns(x, 4, 5)),
+                "one column (strided view)");
         assertArrayEquals(new int[] {4, 0}, scope.sliceColumns(x, 0, 0).shape());
         Tensor x3 = t(data(7, 24), 2, 3, 4);
         assertArrayEquals(new int[] {1, 3, 4}, scope.sliceRows(x3, 1, 2).shape());
@@ -194,7 +199,8 @@ class DjlBackendOpsTest {
 
     @Test
     void castsClampRoundAndMapNanToZero() {
-        float[] v = {-1f, -0f, 0.5f, 1.5f, 2.5f, 254.5f, 255.5f, 300f, Float.NaN, Float.POSITIVE_INFINITY,
+        float[] v = {-1f, -0f, 0.5f, 1.5f, 2.5f, 254.5f, 255.5f, 300f, Float.NaN,
+                Float.POSITIVE_INFINITY,
             Float.NEGATIVE_INFINITY, 127.49f};
         byte[] expected = new byte[v.length];
         for (int i = 0; i < v.length; i++) {
@@ -205,12 +211,14 @@ class DjlBackendOpsTest {
         assertArrayEquals(expected, scope.toByteArray(u));
         Tensor mask = scope.gt(t(new float[] {1f, -1f}, 2), t(new float[] {0f}, 1));
         assertArrayEquals(new byte[] {1, 0}, scope.toByteArray(mask));
-        assertBits(new float[] {1f, 0f}, scope.toFloatArray(scope.cast(mask, DType.FLOAT32)), "bool->f32");
+        assertBits(new float[] {1f, 0f}, scope.toFloatArray(scope.cast(mask, DType.FLOAT32)),
+                "bool->f32");
         assertArrayEquals(new byte[] {1, 0}, scope.toByteArray(scope.cast(mask, DType.UINT8)));
-        assertBits(v, scope.toFloatArray(scope.cast(t(v, v.length), DType.FLOAT32)), "same-type cast");
+        assertBits(v, scope.toFloatArray(scope.cast(t(v, v.length), DType.FLOAT32)),
+                "same-type cast");
     }
 
-    // ---- elementwise: bit-exact against Java float arithmetic -------------------------------------
+    // ---- elementwise: bit-exact against Java float arithmetic -----------------------------------
 
     @ParameterizedTest
     @MethodSource("broadcastPairs")
@@ -229,15 +237,18 @@ class DjlBackendOpsTest {
         assertEquals(DType.BOOL, lt.dtype());
         checkBool("gt", Oracles.broadcast(a, sa, b, sb, (x, y) -> x > y ? 1 : 0), scope.gt(ta, tb));
         checkBool("lt", Oracles.broadcast(a, sa, b, sb, (x, y) -> x < y ? 1 : 0), lt);
-        checkBool("eq", Oracles.broadcast(a, sa, b, sb, (x, y) -> x == y ? 1 : 0), scope.eq(ta, tb));
+        checkBool("eq", Oracles.broadcast(a, sa, b, sb, (x, y) -> x == y ? 1 : 0), scope.eq(ta,
+                tb));
     }
 
     private void check(String op, int[] sa, int[] sb, float[] a, float[] b, Oracles.FloatOp oracle,
             BinaryOperator<Tensor> f, Tensor ta, Tensor tb) {
         float[] expected = Oracles.broadcast(a, sa, b, sb, oracle);
         Tensor r = f.apply(ta, tb);
-        assertArrayEquals(dev.loftq.core.tensor.Shapes.broadcast(op, sa, sb), r.shape(), op + " shape");
-        assertBits(expected, scope.toFloatArray(r), op + " " + Oracles.shape(sa) + " " + Oracles.shape(sb));
+        assertArrayEquals(dev.loftq.core.tensor.Shapes.broadcast(op, sa, sb), r.shape(),
+                op + " shape");
+        assertBits(expected, scope.toFloatArray(r),
+                op + " " + Oracles.shape(sa) + " " + Oracles.shape(sb));
     }
 
     private void checkBool(String op, float[] expected, Tensor r) {
@@ -276,9 +287,12 @@ class DjlBackendOpsTest {
         unary("div 3.7", v, f -> f / 3.7f, a -> scope.div(a, 3.7f), x);
         unary("div 0", v, f -> f / 0f, a -> scope.div(a, 0f), x);
         unary("clamp", v, f -> Math.min(Math.max(f, -2f), 3f), a -> scope.clamp(a, -2f, 3f), x);
-        unary("clamp zero bounds", v, f -> Math.min(Math.max(f, 0f), 0f), a -> scope.clamp(a, 0f, 0f), x);
-        unary("clamp -0 lo", v, f -> Math.min(Math.max(f, -0f), 1f), a -> scope.clamp(a, -0f, 1f), x);
-        unary("clamp -0 hi", v, f -> Math.min(Math.max(f, -1f), -0f), a -> scope.clamp(a, -1f, -0f), x);
+        unary("clamp zero bounds", v, f -> Math.min(Math.max(f, 0f), 0f), a -> scope.clamp(a, 0f,
+                0f), x);
+        unary("clamp -0 lo", v, f -> Math.min(Math.max(f, -0f), 1f), a -> scope.clamp(a, -0f, 1f),
+                x);
+        unary("clamp -0 hi", v, f -> Math.min(Math.max(f, -1f), -0f), a -> scope.clamp(a, -1f, -0f),
+                x);
     }
 
     private void unary(String op, float[] v, UnaryOperator<Float> oracle, UnaryOperator<Tensor> f,
@@ -336,7 +350,8 @@ class DjlBackendOpsTest {
         float[] zeros = new float[mask.length];
         Tensor got = scope.where(cond, t(a, sa), scope.full(-0f));
         float[] expected = new float[mask.length];
-        float[] aB = Oracles.broadcast(a, sa, zeros, dev.loftq.core.tensor.Shapes.broadcast("w", sa, sb),
+        float[] aB = Oracles.broadcast(a, sa, zeros, dev.loftq.core.tensor.Shapes.broadcast("w", sa,
+                sb),
                 (x, y) -> x);
         for (int i = 0; i < mask.length; i++) {
             expected[i] = mask[i] == 1 ? aB[i] : -0f;
@@ -344,7 +359,7 @@ class DjlBackendOpsTest {
         assertBits(expected, scope.toFloatArray(got), "where");
     }
 
-    // ---- reductions -------------------------------------------------------------------------------
+    // ---- reductions -----------------------------------------------------------------------------
 
     @ParameterizedTest
     @MethodSource("shapes")
@@ -383,25 +398,7 @@ class DjlBackendOpsTest {
         assertClose(mean, scope.toFloatArray(scope.meanLast(f)), 1e-5, "meanLast");
     }
 
-    @Test
-    void sumOfSquaresInDouble() {
-        int n = 100_002;
-        float[] v = normals(18, n);
-        double expected = 0;
-        for (float f : v) {
-            expected += (double) f * f;
-        }
-        assertEquals(expected, scope.sumOfSquares(t(v, 7, n / 7)), expected * 1e-12);
-        assertEquals(6.25, scope.sumOfSquares(t(new float[] {2.5f})));
-        assertTrue(Double.isNaN(scope.sumOfSquares(t(new float[] {1f, Float.NaN}, 2))));
-        // A float32 accumulator would lose this: 1e8 + 16 * 1 in float32 is 1e8.
-        float[] big = new float[17];
-        big[0] = 1e4f;
-        java.util.Arrays.fill(big, 1, 17, 1f);
-        assertEquals(1e8 + 16, scope.sumOfSquares(t(big, 17)));
-    }
-
-    // ---- matmul -------------------------------------------------------------------------------------
+    // ---- matmul ---------------------------------------------------------------------------------
 
     static Stream<Arguments> matmulShapes() {
         return Stream.of(Arguments.of(1, 1, 1), Arguments.of(3, 4, 5), Arguments.of(64, 7, 1),

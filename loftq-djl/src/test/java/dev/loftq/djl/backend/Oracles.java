@@ -15,10 +15,13 @@ import java.util.SplittableRandom;
 final class Oracles {
     private Oracles() {}
 
-    /** Values every elementwise test includes: signed zeros, ties, non-finite, subnormal, extremes. */
+    /**
+     * Values every elementwise test includes: signed zeros, ties, non-finite, subnormal, extremes.
+     */
     static final float[] SPECIALS = {0f, -0f, 1f, -1f, 0.5f, -0.5f, 1.5f, 2.5f, -2.5f, 3.5f, 254.5f,
         255.5f, 256f, -3f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY,
-        Float.MIN_VALUE, -Float.MIN_VALUE, 1e-40f, Float.MIN_NORMAL, Float.MAX_VALUE, -Float.MAX_VALUE,
+        Float.MIN_VALUE, -Float.MIN_VALUE, 1e-40f, Float.MIN_NORMAL, Float.MAX_VALUE,
+        -Float.MAX_VALUE,
         1e-3f, 88.7f, -88.7f, -100f, 100f, 1e7f + 1f, 0.49999997f};
 
     /** {@code n} values: the specials first (as many as fit), then scaled normals. */
@@ -116,8 +119,8 @@ final class Oracles {
             if (Float.floatToIntBits(expected[i]) != Float.floatToIntBits(actual[i])) {
                 fail(what + ": element " + i + " expected " + expected[i] + " (0x"
                         + Integer.toHexString(Float.floatToRawIntBits(expected[i])) + ") but was "
-                        + actual[i] + " (0x" + Integer.toHexString(Float.floatToRawIntBits(actual[i]))
-                        + ")");
+                        + actual[i] + " (0x"
+                        + Integer.toHexString(Float.floatToRawIntBits(actual[i])) + ")");
             }
         }
     }
@@ -126,9 +129,10 @@ final class Oracles {
     static void assertValues(float[] expected, float[] actual, String what) {
         assertEquals(expected.length, actual.length, what + ": length");
         for (int i = 0; i < expected.length; i++) {
-            boolean same = expected[i] == actual[i] || (expected[i] != expected[i] && actual[i] != actual[i]);
-            if (!same) {
-                fail(what + ": element " + i + " expected " + expected[i] + " but was " + actual[i]);
+            boolean bothNan = Float.isNaN(expected[i]) && Float.isNaN(actual[i]);
+            if (expected[i] != actual[i] && !bothNan) {
+                fail(what + ": element " + i + " expected " + expected[i] + " but was "
+                        + actual[i]);
             }
         }
     }

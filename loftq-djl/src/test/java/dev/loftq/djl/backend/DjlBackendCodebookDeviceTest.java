@@ -1,0 +1,9 @@
+package dev.loftq.djl.backend;
+
+/** {@link DjlBackendCodebookTest} with the coarse kernels {@link KernelPlacement#DEVICE}. */
+class DjlBackendCodebookDeviceTest extends DjlBackendCodebookTest {
+    @Override
+    DjlBackend newBackend() {
+        return DjlBackend.on(ai.djl.Device.cpu(), KernelPlacement.DEVICE);
+    }
+}
