@@ -1,6 +1,7 @@
 package dev.loftq.core.ref;
 
 import dev.loftq.core.tensor.Parallel;
+import java.util.Arrays;
 
 /**
  * Numpy broadcasting over row-major arrays, walked as runs. The output's axes of size 1 are
@@ -49,7 +50,8 @@ final class Broadcast {
             }
             d[kept] = outShape[axis];
             for (int k = 0; k < ops; k++) {
-                s[k][kept] = rowMajorStride(operandShapes[k], axis - (rank - operandShapes[k].length));
+                int[] operand = operandShapes[k];
+                s[k][kept] = rowMajorStride(operand, axis - (rank - operand.length));
             }
             kept++;
         }
@@ -79,11 +81,11 @@ final class Broadcast {
         }
         int outRank = merged + 1;
         this.n = (int) count;
-        this.dims = java.util.Arrays.copyOf(d, outRank);
+        this.dims = Arrays.copyOf(d, outRank);
         this.strides = new int[ops][];
         this.innerStrides = new int[ops];
         for (int k = 0; k < ops; k++) {
-            strides[k] = java.util.Arrays.copyOf(s[k], outRank);
+            strides[k] = Arrays.copyOf(s[k], outRank);
             innerStrides[k] = strides[k][outRank - 1];
         }
     }

@@ -162,8 +162,8 @@ final class RefScope implements TensorScope {
         checkOpen("item");
         RefTensor r = useFloat("item", "t", t);
         if (r.size() != 1) {
-            throw new IllegalArgumentException("item: tensor must have exactly 1 element, got shape "
-                    + Arrays.toString(r.shapeView()));
+            throw new IllegalArgumentException("item: tensor must have exactly 1 element, got "
+                    + "shape " + Arrays.toString(r.shapeView()));
         }
         return r.floats()[0];
     }
@@ -249,8 +249,8 @@ final class RefScope implements TensorScope {
             throw new IllegalArgumentException("concat: parts must have rank >= 1, got shape []");
         }
         if (axis < 0 || axis >= rank) {
-            throw new IllegalArgumentException("concat: axis " + axis + " out of range for parts of rank "
-                    + rank + " (allowed: [0, " + (rank - 1) + "])");
+            throw new IllegalArgumentException("concat: axis " + axis + " out of range for parts "
+                    + "of rank " + rank + " (allowed: [0, " + (rank - 1) + "])");
         }
         long total = 0;
         for (int i = 0; i < p.length; i++) {
@@ -290,7 +290,8 @@ final class RefScope implements TensorScope {
             Layout.copyRuns(src, 0, run, out, offset, outRun, run, outer);
             offset += run;
         }
-        return isFloat ? floats(outShape, (float[]) out) : bytes(p[0].dtype(), outShape, (byte[]) out);
+        return isFloat ? floats(outShape, (float[]) out)
+                : bytes(p[0].dtype(), outShape, (byte[]) out);
     }
 
     @Override
@@ -391,8 +392,8 @@ final class RefScope implements TensorScope {
     public Tensor clamp(Tensor a, float lo, float hi) {
         checkOpen("clamp");
         if (!(lo <= hi)) {
-            throw new IllegalArgumentException("clamp: requires lo <= hi (neither NaN), got lo=" + lo
-                    + ", hi=" + hi);
+            throw new IllegalArgumentException("clamp: requires lo <= hi (neither NaN), got lo="
+                    + lo + ", hi=" + hi);
         }
         return unary("clamp", Elementwise.Unary.CLAMP, a, lo, hi);
     }
@@ -525,8 +526,8 @@ final class RefScope implements TensorScope {
         Checks.inRange("blockAbsMax: blockSize", blockSize, 1, Integer.MAX_VALUE);
         int n = r.size();
         if (n == 0) {
-            throw new IllegalArgumentException("blockAbsMax: x must have at least 1 element, got shape "
-                    + Arrays.toString(r.shapeView()));
+            throw new IllegalArgumentException("blockAbsMax: x must have at least 1 element, got "
+                    + "shape " + Arrays.toString(r.shapeView()));
         }
         float[] out = new float[HostKernels.blockCount(n, blockSize)];
         HostKernels.blockAbsMax(r.floats(), n, blockSize, out);
@@ -614,7 +615,8 @@ final class RefScope implements TensorScope {
         RefTensor x = useFloat(op, "a", a);
         RefTensor y = useFloat(op, "b", b);
         Broadcast plan = plan(op, x, y);
-        return floats(broadcastShape(op, x, y), Elementwise.binary(kind, plan, x.floats(), y.floats()));
+        float[] out = Elementwise.binary(kind, plan, x.floats(), y.floats());
+        return floats(broadcastShape(op, x, y), out);
     }
 
     private Tensor compare(String op, Elementwise.Compare kind, Tensor a, Tensor b) {
@@ -703,8 +705,8 @@ final class RefScope implements TensorScope {
     private static RefTensor useTable(String op, Tensor t) {
         RefTensor r = useFloat(op, "table", t);
         if (r.rank() != 1 || r.size() == 0) {
-            throw new IllegalArgumentException(op + ": table must be 1-D with at least 1 entry, got "
-                    + r.describe());
+            throw new IllegalArgumentException(op + ": table must be 1-D with at least 1 entry, "
+                    + "got " + r.describe());
         }
         return r;
     }

@@ -82,19 +82,28 @@ public interface TensorScope extends AutoCloseable {
     /** The transpose of a 2-D tensor. Any dtype. */
     Tensor transpose(Tensor t);
 
-    /** Rows {@code [from, to)} of a tensor of rank >= 1 (axis 0). Any dtype. */
+    /**
+     * Rows {@code [from, to)} of a tensor of rank >= 1 (axis 0), {@code 0 <= from <= to <= dim(0)}.
+     * Any dtype.
+     */
     Tensor sliceRows(Tensor t, int from, int to);
 
-    /** Columns {@code [from, to)} of a 2-D tensor. Any dtype. */
+    /**
+     * Columns {@code [from, to)} of a 2-D tensor, {@code 0 <= from <= to <= dim(1)}. Any dtype.
+     */
     Tensor sliceColumns(Tensor t, int from, int to);
 
     /**
-     * Concatenation along {@code axis}: all parts have the same rank, the same dtype and equal
-     * sizes on every other axis.
+     * Concatenation along {@code axis} in {@code [0, rank)}: at least one part; all parts have the
+     * same rank (>= 1), the same dtype and equal sizes on every other axis.
      */
     Tensor concat(int axis, Tensor... parts);
 
-    /** Conversion between FLOAT32 and UINT8 (values clamped to [0, 255] and rounded half-even) or BOOL to either. */
+    /**
+     * Conversion between FLOAT32 and UINT8 (values clamped to [0, 255] and rounded half-even; NaN
+     * becomes 0), BOOL to either (0/1), or to the same dtype (a copy). Anything else, e.g. to BOOL,
+     * is rejected.
+     */
     Tensor cast(Tensor t, DType dtype);
 
     // ---- arithmetic (FLOAT32, broadcasting) ----------------------------------------------------
@@ -132,16 +141,25 @@ public interface TensorScope extends AutoCloseable {
     /** Round half to even, as {@code torch.round}. */
     Tensor round(Tensor a);
 
-    /** min(max(a, lo), hi); requires lo <= hi. NaN stays NaN. */
+    /**
+     * min(max(a, lo), hi); requires lo <= hi. NaN stays NaN; the sign of a zero result is
+     * unspecified.
+     */
     Tensor clamp(Tensor a, float lo, float hi);
 
     /** 1 / (1 + exp(-a)). Within 2 ulp of the float64 result on every backend. */
     Tensor sigmoid(Tensor a);
 
-    /** Elementwise max(a, b) (broadcasting). */
+    /**
+     * Elementwise max(a, b) (broadcasting); NaN if either is NaN; the sign of a zero result is
+     * unspecified.
+     */
     Tensor maximum(Tensor a, Tensor b);
 
-    /** Elementwise min(a, b) (broadcasting). */
+    /**
+     * Elementwise min(a, b) (broadcasting); NaN if either is NaN; the sign of a zero result is
+     * unspecified.
+     */
     Tensor minimum(Tensor a, Tensor b);
 
     // ---- comparisons and selection ------------------------------------------------------------
@@ -160,10 +178,16 @@ public interface TensorScope extends AutoCloseable {
 
     // ---- reductions over the last axis (FLOAT32; result shape drops the last axis) ------------
 
-    /** Maximum over the last axis (NaN if any is NaN). Rejects a zero-length last axis. */
+    /**
+     * Maximum over the last axis (NaN if any is NaN; the sign of a zero result is unspecified).
+     * Rejects a zero-length last axis.
+     */
     Tensor maxLast(Tensor a);
 
-    /** Minimum over the last axis (NaN if any is NaN). Rejects a zero-length last axis. */
+    /**
+     * Minimum over the last axis (NaN if any is NaN; the sign of a zero result is unspecified).
+     * Rejects a zero-length last axis.
+     */
     Tensor minLast(Tensor a);
 
     /** Sum over the last axis. */
@@ -174,7 +198,8 @@ public interface TensorScope extends AutoCloseable {
 
     /**
      * Sum of squares of all elements, accumulated in double precision and returned to the host.
-     * The building block of every error norm in this library.
+     * The building block of every error norm in this library. Each square may be formed in
+     * float32 first (so |a| must stay below ~1.8e19 for a finite result).
      */
     double sumOfSquares(Tensor a);
 
@@ -229,10 +254,13 @@ public interface TensorScope extends AutoCloseable {
      * high nibble); with {@link PackOrder#LSB_FIRST} stream bit k is bit {@code k % 8} of byte
      * {@code k / 8} and codes are written least significant bit first (native LoftQ: first element
      * in the low bits). Unused bits of a short last byte hold {@code padCode} codes (truncated).
-     * Codes must be {@code < 2^bits}.
+     * Codes and {@code padCode} must be in {@code [0, 2^bits)}.
      */
     Tensor pack(Tensor codes, int bits, PackOrder order, int padCode);
 
-    /** Inverse of {@link #pack}: the first {@code count} codes, UINT8 [count]. */
+    /**
+     * Inverse of {@link #pack}: the first {@code count} codes, UINT8 [count]. {@code packed} is
+     * UINT8 (read flat) holding at least {@code ceil(count·bits / 8)} bytes; {@code count >= 0}.
+     */
     Tensor unpack(Tensor packed, int bits, PackOrder order, int count);
 }

@@ -77,7 +77,8 @@ public final class LoftqArbitraries {
 
         /** The finite distributions. */
         public static Distribution[] finiteValues() {
-            return Arrays.stream(values()).filter(Distribution::finite).toArray(Distribution[]::new);
+            return Arrays.stream(values()).filter(Distribution::finite)
+                    .toArray(Distribution[]::new);
         }
     }
 
@@ -116,7 +117,10 @@ public final class LoftqArbitraries {
         return matrices(MAX_SIDE, MAX_SIDE);
     }
 
-    /** Matrices with sides in [1, maxRows] x [1, maxCols] of any of {@code allowed} (all if none). */
+    /**
+     * Matrices with sides in [1, maxRows] x [1, maxCols] of any of {@code allowed} (all if
+     * none).
+     */
     public static Arbitrary<Matrix> matrices(int maxRows, int maxCols, Distribution... allowed) {
         return matrices(sides(1, maxRows), sides(1, maxCols), distributions(allowed));
     }
@@ -329,8 +333,8 @@ public final class LoftqArbitraries {
             acc += gaps[j];
             values[j] = (float) (-1 + 2 * acc / total);
         }
-        for (int j = 1; j < size; j++) { // keep neighbours apart after rounding
-            values[j] = Math.max(values[j], values[j - 1] + 0x1p-10f);
+        for (int j = 1; j < size; j++) { // 2^-9 apart, so at least 2^-10 after float rounding
+            values[j] = Math.max(values[j], values[j - 1] + 0x1p-9f);
         }
         return values;
     }
@@ -358,7 +362,8 @@ public final class LoftqArbitraries {
                 Tuple.of(2, Arbitraries.of(1, 3, 7, 15)),
                 Tuple.of(2, Arbitraries.integers().between(1, 16)),
                 Tuple.of(1, Arbitraries.integers().between(17, 255)));
-        return Combinators.combine(sizes, Arbitraries.of(true, false), seeds()).as((size, identity, seed) -> {
+        Arbitrary<Boolean> identityCodes = Arbitraries.of(true, false);
+        return Combinators.combine(sizes, identityCodes, seeds()).as((size, identity, seed) -> {
             SplittableRandom rng = new SplittableRandom(seed);
             double scale = Math.pow(10, rng.nextDouble(-2, 2));
             float[] t = new float[size];
