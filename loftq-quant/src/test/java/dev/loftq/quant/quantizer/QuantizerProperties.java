@@ -19,7 +19,6 @@ import dev.loftq.quant.codebook.Codebook;
 import dev.loftq.quant.quantizer.CodebookQuantizer.BlockScale;
 import dev.loftq.quant.quantizer.CodebookQuantizer.Convention;
 import java.math.BigDecimal;
-import java.math.MathContext;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import net.jqwik.api.Arbitraries;
@@ -130,12 +129,7 @@ public abstract class QuantizerProperties {
             QuantizedTensor q = dq.quantize(scope, tensor(scope, c.w()), "W");
             QuantizedTensor.NestedScales n = q.nestedScales().orElseThrow();
             float[] absmax = without.scales();
-            BigDecimal sum = BigDecimal.ZERO;
-            for (float a : absmax) {
-                sum = sum.add(new BigDecimal(a));
-            }
-            float mean = sum.divide(BigDecimal.valueOf(absmax.length), new MathContext(60)).floatValue();
-            assertEquals(Float.floatToIntBits(mean), Float.floatToIntBits(n.offset()), "offset");
+            assertCorrectlyRoundedMean(absmax, n.offset());
             byte[] q2 = scope.toByteArray(n.quantized().codes(scope));
             float[] absmax2 = scope.toFloatArray(n.quantized().plainScales().orElseThrow());
             float[] expected = new float[absmax.length];
@@ -156,7 +150,9 @@ public abstract class QuantizerProperties {
 
     /**
      * quantize(dequantize(q)) has the codes of q (for absmax codebooks also the scales), except
-     * that FP4's -0.0 (code 8) comes back as +0.0 (code 0): equal values.
+     * that FP4's -0.0 (code 8) comes back as +0.0 (code 0): equal values. Not with double
+     * quantization: an all-zero block's reconstructed scale can be slightly negative, which flips
+     * its codes on the second pass (bitsandbytes does the same).
      */
     @Property(tries = 60)
     void quantizingTheDequantizedTensorGivesTheSameCodes(@ForAll("idempotentCases") Case c) {
@@ -246,7 +242,7 @@ public abstract class QuantizerProperties {
         float[] x = c.w().data();
         for (int i = 0; i < x.length; i++) {
             float s = r.scales()[i / r.blockSize()];
-            double bound = s / 2.0 * (1 + 1e-5) + (1 << q.codeBits()) * (double) Float.MIN_VALUE;
+            double bound = halfStepBound(s, x[i], q.codeBits());
             double actual = Math.abs((double) r.dequantized()[i] - x[i]);
             int at = i;
             assertTrue(actual <= bound, () -> "element " + at + ": x = " + x[at] + ", y = "
@@ -285,7 +281,7 @@ public abstract class QuantizerProperties {
                 float hi = upper[g] * max;
                 float lo = lower[g] * min;
                 for (int i = g * groupSize; i < (g + 1) * groupSize; i++) {
-                    double step = s[g] * (1 + 1e-5) + (1 << q.codeBits()) * (double) Float.MIN_VALUE;
+                    double step = 2 * halfStepBound(s[g], x[i], q.codeBits());
                     if (x[i] >= lo && x[i] <= hi) {
                         assertTrue(Math.abs((double) y[i] - x[i]) <= step / 2, "element " + i);
                     } else {
@@ -307,7 +303,7 @@ public abstract class QuantizerProperties {
         float[] absmax = absmax(x, in);
         assertBitsEqual("row absmax", absmax, r.scales());
         for (int i = 0; i < x.length; i++) {
-            double bound = absmax[i / in] / 254.0 * (1 + 1e-5) + 2 * Float.MIN_VALUE;
+            double bound = halfStepBound(absmax[i / in] / 127f, x[i], 8);
             assertTrue(Math.abs((double) r.dequantized()[i] - x[i]) <= bound, "element " + i);
         }
     }
@@ -394,7 +390,6 @@ public abstract class QuantizerProperties {
     Arbitrary<Case> idempotentCases() {
         return Arbitraries.oneOf(
                 bnbCases(ORDINARY, SYMMETRIC_RANGE_CODEBOOKS, false),
-                bnbCases(ORDINARY, SYMMETRIC_RANGE_CODEBOOKS, true),
                 nativeCases(ORDINARY, SYMMETRIC_RANGE_CODEBOOKS, BlockScale.ABSMAX),
                 affineCases(ORDINARY, Arbitraries.just(true)),
                 int8Cases(ORDINARY));
@@ -520,6 +515,34 @@ public abstract class QuantizerProperties {
                     scope.toFloatArray(q.scales(scope)), scope.toFloatArray(q.dequantize(scope)),
                     q.blockSize(), q.bits(), q.packOrder(), q.paddingBits());
         }
+    }
+
+    /**
+     * {@code mean} is the float nearest to the exact mean of {@code values}, the even one on a tie:
+     * no neighbour is closer, by exact decimal arithmetic.
+     */
+    private static void assertCorrectlyRoundedMean(float[] values, float mean) {
+        BigDecimal sum = BigDecimal.ZERO;
+        for (float v : values) {
+            sum = sum.add(new BigDecimal(v));
+        }
+        BigDecimal n = BigDecimal.valueOf(values.length);
+        BigDecimal error = new BigDecimal(mean).multiply(n).subtract(sum).abs();
+        for (float neighbour : new float[] {Math.nextDown(mean), Math.nextUp(mean)}) {
+            int cmp = new BigDecimal(neighbour).multiply(n).subtract(sum).abs().compareTo(error);
+            assertTrue(cmp > 0 || (cmp == 0 && (Float.floatToRawIntBits(mean) & 1) == 0),
+                    () -> "offset " + mean + " is not the correctly rounded mean; " + neighbour
+                            + " is as close or closer");
+        }
+    }
+
+    /**
+     * Half a quantization step plus the float32 rounding of x / scale, of the product
+     * {@code (q - zero) · scale} and of the scale itself: 1e-6 of |x| (about 16 ulps), 1e-6 of a
+     * step, and subnormal spacing.
+     */
+    private static double halfStepBound(float scale, float x, int bits) {
+        return scale / 2.0 + 1e-6 * (Math.abs(x) + scale) + (2 << bits) * (double) Float.MIN_VALUE;
     }
 
     private static Tensor tensor(TensorScope scope, HostTensor w) {
