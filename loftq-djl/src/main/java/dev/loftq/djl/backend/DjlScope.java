@@ -601,13 +601,28 @@ final class DjlScope implements TensorScope {
         if (n == 0) {
             return out(manager.create(c.nd().getShape(), DataType.FLOAT32));
         }
+        int size = tab.dim(0);
         if (backend.hostKernels()) {
+            byte[] cs = toByteArray(c);
+            for (int i = 0; i < n; i++) {
+                if ((cs[i] & 0xFF) >= size) {
+                    throw decodeRange(cs[i] & 0xFF, size);
+                }
+            }
             float[] out = new float[n];
-            HostKernels.decode(toByteArray(c), n, toFloatArray(tab), toFloatArray(s), blockSize,
-                    out);
+            HostKernels.decode(cs, n, toFloatArray(tab), toFloatArray(s), blockSize, out);
             return out(uploadFloats(out, c.shape()));
         }
+        int max = maxCode(c);
+        if (max >= size) {
+            throw decodeRange(max, size);
+        }
         return withTmp(tmp -> NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize));
+    }
+
+    private static IllegalArgumentException decodeRange(int code, int size) {
+        return new IllegalArgumentException("decode: code " + code + " does not index the table of "
+                + size + " entries; codes must be in [0, " + (size - 1) + "]");
     }
 
     /** Host round trip: DJL has no bit operations. */

@@ -188,8 +188,8 @@ class QuantizerExamplesTest {
 
     @Test
     void invalidCombinationsAreRejectedAtBuild() {
-        assertMessage("doubleQuantization needs convention BITSANDBYTES and blockScale ABSMAX, "
-                + "got LOFTQ_NATIVE and ABSMAX", () -> CodebookQuantizer.builder(Codebook.NF2)
+        assertMessage("doubleQuantization needs convention BITSANDBYTES and blockScale ABSMAX or "
+                + "MSE_OPTIMAL, got LOFTQ_NATIVE and ABSMAX", () -> CodebookQuantizer.builder(Codebook.NF2)
                         .convention(Convention.LOFTQ_NATIVE).doubleQuantization(true).build());
         assertMessage("blockScale MEAN_PLUS_2_5_STD needs convention LOFTQ_NATIVE, got BITSANDBYTES",
                 () -> CodebookQuantizer.builder(Codebook.UNIFORM2)
