@@ -21,7 +21,9 @@ public final class BenchMain {
     private record Suite(Class<?> benchmark, Function<Collection<RunResult>, List<Figure>> figures) {}
 
     private static final Map<String, Suite> SUITES = Map.of(
-            "matmul", new Suite(MatmulBenchmark.class, MatmulBenchmark::figures));
+            "matmul", new Suite(MatmulBenchmark.class, MatmulBenchmark::figures),
+            "loftq", new Suite(LoftqBenchmark.class, LoftqBenchmark::figures),
+            "quantize", new Suite(QuantizeBenchmark.class, QuantizeBenchmark::figures));
 
     private BenchMain() {}
 

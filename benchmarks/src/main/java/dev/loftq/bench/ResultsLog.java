@@ -71,7 +71,10 @@ public final class ResultsLog {
         }
     }
 
-    /** "AMD EPYC, 2 cores, 23 GiB, Linux 6.x amd64, OpenJDK 17.0.15". */
+    /**
+     * "AMD EPYC, 2 cores, 23 GiB, Linux 6.x amd64, OpenJDK 17.0.15, load 0.52": the load average
+     * over the last minute is part of the record, because these figures move with it.
+     */
     public static String machine() {
         String cpu = "unknown CPU";
         try {
@@ -86,10 +89,16 @@ public final class ResultsLog {
         }
         long memBytes = ((com.sun.management.OperatingSystemMXBean)
                 ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
-        return String.format("%s, %d cores, %d GiB, %s %s %s, %s %s", cpu,
+        String load = "load unknown";
+        try {
+            load = "load " + Files.readString(Path.of("/proc/loadavg")).split(" ")[0];
+        } catch (IOException | RuntimeException e) {
+            // not Linux
+        }
+        return String.format("%s, %d cores, %d GiB, %s %s %s, %s %s, %s", cpu,
                 Runtime.getRuntime().availableProcessors(), Math.round(memBytes / (double) (1L << 30)),
                 System.getProperty("os.name"), System.getProperty("os.version"),
                 System.getProperty("os.arch"), System.getProperty("java.vm.name"),
-                System.getProperty("java.version"));
+                System.getProperty("java.version"), load);
     }
 }

@@ -61,26 +61,41 @@ public final class LowRank {
         return subspaceIteration(scope, m, rows, cols, rank, options, warmStart, seed);
     }
 
-    /** EJML's dense SVD in double on the host: the reference truncation. */
+    /**
+     * EJML's dense SVD in double on the host: the reference truncation. Only the singular vectors
+     * of the smaller side are computed; the other side's top r follow as M·v / σ (or Mᵀ·u / σ) on
+     * the backend, which is exact for σ > 0 and several times cheaper than a full U and V.
+     */
     private static LowRankFactors directSvd(TensorScope scope, Tensor m, int rows, int cols,
             int rank) {
+        boolean tall = rows >= cols;
         DMatrixRMaj a = toDouble(scope.toFloatArray(m), rows, cols);
         SingularValueDecomposition_F64<DMatrixRMaj> svd =
-                DecompositionFactory_DDRM.svd(rows, cols, true, true, true);
+                DecompositionFactory_DDRM.svd(rows, cols, !tall, tall, true);
         if (!svd.decompose(a)) {
             throw new IllegalStateException("truncatedSvd: EJML's SVD did not converge on a "
                     + rows + " x " + cols + " matrix");
         }
-        DMatrixRMaj u = svd.getU(null, false);
         DMatrixRMaj w = svd.getW(null);
-        DMatrixRMaj v = svd.getV(null, false);
-        SingularOps_DDRM.descendingOrder(u, false, w, v, false);
+        DMatrixRMaj small = tall ? svd.getV(null, false) : svd.getU(null, false);
+        if (tall) {
+            SingularOps_DDRM.descendingOrder(null, false, w, small, false);
+        } else {
+            SingularOps_DDRM.descendingOrder(small, false, w, null, false);
+        }
         double[] s = new double[rank];
+        float[] inverse = new float[rank];
         for (int i = 0; i < rank; i++) {
             s[i] = w.get(i, i);
+            inverse[i] = s[i] > 0 ? (float) (1 / s[i]) : 0f;
         }
-        return new LowRankFactors(upload(scope, leadingColumns(u, rank)), s,
-                upload(scope, leadingColumns(v, rank)), 0);
+        Tensor known = upload(scope, leadingColumns(small, rank));
+        try (TensorScope tmp = scope.newChild()) {
+            Tensor projected = tall ? tmp.matmul(m, known) : tmp.matmul(m, true, known, false);
+            Tensor other = scope.keep(tmp.mul(projected, tmp.fromHost(inverse, rank)));
+            return tall ? new LowRankFactors(other, s, known, 0)
+                    : new LowRankFactors(known, s, other, 0);
+        }
     }
 
     /**

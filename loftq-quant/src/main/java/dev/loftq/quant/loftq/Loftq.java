@@ -44,7 +44,7 @@ public final class Loftq {
             LoftqConfig config) {
         Checks.notNull("config", config);
         requireMatrix(w, name, config.rank());
-        OptimalScales quantizer = OptimalScales.of(config);
+        Quantizer quantizer = OptimalScales.quantizerFor(config);
         float s = config.scaling();
         int steps = config.iterations();
         double[] errors = new double[steps];
@@ -56,15 +56,14 @@ public final class Loftq {
             QuantizedTensor bestQ = null;
             LowRankFactors bestFactors = null;
             LowRankFactors warm = null;
-            QuantizedTensor previousQ = null;
             Tensor target = w;
             int returned = 0;
             for (int t = 1; t <= steps; t++) {
                 TensorScope step = work.newChild();
-                QuantizedTensor q = quantizer.quantize(step, target, name, previousQ);
+                QuantizedTensor q = quantizer.quantize(step, target, name);
                 Tensor residual = step.sub(w, q.dequantize(step));
                 if (t == 1) {
-                    qloraError = quantizer.quantizer().equals(config.quantizer())
+                    qloraError = quantizer.equals(config.quantizer())
                             ? relative(step.sumOfSquares(residual), norm)
                             : qloraError(step, w, name, config.quantizer(), norm);
                 }
@@ -93,7 +92,6 @@ public final class Loftq {
                 }
                 previous = step;
                 warm = f;
-                previousQ = q;
             }
             Tensor[] ab = split(scope, bestFactors, s);
             return new LoftqResult(bestQ.keep(scope), ab[0], ab[1], s, qloraError, errors, returned,

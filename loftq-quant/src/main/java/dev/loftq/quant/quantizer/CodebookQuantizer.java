@@ -201,18 +201,6 @@ public final class CodebookQuantizer implements Quantizer {
 
     @Override
     public QuantizedTensor quantize(TensorScope scope, Tensor w, String name) {
-        return quantize(scope, w, name, null);
-    }
-
-    /**
-     * {@link #quantize(TensorScope, Tensor, String)} with a warm start for
-     * {@link BlockScale#MSE_OPTIMAL}: the search refines {@code startScales} (e.g. the scales of the
-     * previous LoftQ step, whose target differs little) instead of starting cold. Ignored by the
-     * other block scales.
-     *
-     * @param startScales FLOAT32 [number of blocks], positive, or null
-     */
-    public QuantizedTensor quantize(TensorScope scope, Tensor w, String name, Tensor startScales) {
         int n = Inputs.numel(w, name);
         if (convention == Convention.LOFTQ_NATIVE && n % blockSize != 0) {
             throw new IllegalArgumentException("tensor " + name + " has " + n + " elements, not a "
@@ -230,9 +218,8 @@ public final class CodebookQuantizer implements Quantizer {
                 hostScale = tmp.toFloatArray(scale);
                 Inputs.requireFinite(tmp, flat, blockSize, name, hostScale);
                 if (blockScale == BlockScale.MSE_OPTIMAL) {
-                    requireStartScales(startScales, hostScale.length);
-                    scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale,
-                            startScales, encoder, scaleMode, codebook);
+                    scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale, encoder,
+                            scaleMode, codebook);
                     hostScale = tmp.toFloatArray(scale);
                 }
             } else {
@@ -267,15 +254,6 @@ public final class CodebookQuantizer implements Quantizer {
             Tensor table = tmp.fromHost(codebook.values(), codebook.size());
             Tensor y = tmp.decode(q.codes(tmp), table, q.scales(tmp), blockSize);
             return scope.keep(tmp.reshape(y, q.shape()));
-        }
-    }
-
-    private static void requireStartScales(Tensor startScales, int blocks) {
-        if (startScales != null && (startScales.numel() != blocks
-                || startScales.dtype() != dev.loftq.core.tensor.DType.FLOAT32)) {
-            throw new IllegalArgumentException("startScales must be FLOAT32 with one scale per "
-                    + "block (" + blocks + "), got " + startScales.dtype() + " "
-                    + java.util.Arrays.toString(startScales.shape()));
         }
     }
 

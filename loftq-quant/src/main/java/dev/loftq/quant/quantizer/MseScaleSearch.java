@@ -12,25 +12,31 @@ import dev.loftq.quant.codebook.Codebook;
  * scale still dequantizes as {@code code value × scale}, so a bitsandbytes loader reads it as an
  * absmax.
  *
- * <p>Two stages, both cheap next to a full grid per block:
+ * <p>Two stages, both cheaper than a full grid per block. (Warm-starting the Lloyd iterations from
+ * the previous LoftQ step's scales was tried: it halves the cost but loses a third of the gain at
+ * 2 bits on all-MiniLM-L6-v2, so every call starts cold.)
  * <ol>
  *   <li>A common clipping ratio r* = s / absmax: the best of a grid of ratios on a strided sample
- *       of at most {@value #SAMPLE_BLOCKS} blocks, evaluated on the host (skipped on a warm
- *       start).</li>
- *   <li>Lloyd iterations per block from s = r*·absmax (or from the caller's scales): encode with s,
- *       then s ← Σ x·t / Σ t² (the least-squares scale for those codes). Each iteration lowers the
- *       block's error for a nearest-value encoder, and is a few whole-tensor SPI operations.</li>
+ *       of at most {@value #SAMPLE_BLOCKS} blocks, evaluated on the host.</li>
+ *   <li>Lloyd iterations per block from s = r*·absmax and from two starts 0.15 either side of it:
+ *       encode with s, then s ← Σ x·t / Σ t²
+ *       (the least-squares scale for those codes). Each iteration lowers the block's error for a
+ *       nearest-value encoder and is a few whole-tensor SPI operations; the block errors come free
+ *       from the same sums, so each block keeps the best of its starts, or its absmax scale
+ *       unless a fit is strictly better (so the error is never above absmax quantization's).</li>
  * </ol>
  */
 final class MseScaleSearch {
     /** Clipping ratios tried for r*: 0.30, 0.35, …, 1.00. */
     private static final float[] RATIOS = ratios(0.30f, 1.00f, 0.05f);
     /** Blocks of the host sample for r*. */
-    static final int SAMPLE_BLOCKS = 4096;
-    /** Lloyd iterations from the common ratio. */
-    static final int COLD_ITERATIONS = 3;
-    /** Lloyd iterations from the caller's scales (LoftQ's previous step). */
-    static final int WARM_ITERATIONS = 1;
+    static final int SAMPLE_BLOCKS = 512;
+    /** Lloyd iterations from each cold start. */
+    static final int COLD_ITERATIONS = 2;
+    /** Cold starts around the common ratio r*: per block, the best of their Lloyd fits is kept. */
+    private static final float[] START_OFFSETS = {0f, -0.15f, 0.15f};
+    /** The smallest clipping ratio a cold start uses. */
+    private static final float MIN_RATIO = 0.2f;
 
     private MseScaleSearch() {}
 
@@ -39,23 +45,48 @@ final class MseScaleSearch {
      *
      * @param flat the tensor flattened, FLOAT32 [n], finite
      * @param absmax its block absmax, FLOAT32 [nb], with the host copy {@code hostAbsmax}
-     * @param start scales to start the Lloyd iterations from, FLOAT32 [nb], or null for a cold start
      */
     static Tensor search(TensorScope scope, Tensor flat, int blockSize, Tensor absmax,
-            float[] hostAbsmax, Tensor start, BucketTable encoder, ScaleMode mode, Codebook codebook) {
+            float[] hostAbsmax, BucketTable encoder, ScaleMode mode, Codebook codebook) {
         int n = (int) flat.numel();
         Tensor values = scope.fromHost(codebook.values(), codebook.size());
-        Tensor s;
-        int iterations;
-        if (start != null) {
-            s = start;
-            iterations = WARM_ITERATIONS;
-        } else {
-            float ratio = commonRatio(scope.toFloatArray(flat), n, blockSize, hostAbsmax, encoder,
-                    mode, codebook.values());
-            s = scope.mul(absmax, ratio);
-            iterations = COLD_ITERATIONS;
+        Tensor sumSquares = blockSums(scope, scope.mul(flat, flat), n, blockSize);
+        float ratio = commonRatio(scope.toFloatArray(flat), n, blockSize, hostAbsmax, encoder, mode,
+                codebook.values());
+        Tensor best = null;
+        Tensor bestError = null;
+        for (float offset : START_OFFSETS) {
+            float r = Math.max(MIN_RATIO, Math.min(1f, ratio + offset));
+            Tensor[] fit = lloyd(scope, flat, n, blockSize, scope.mul(absmax, r), COLD_ITERATIONS,
+                    encoder, mode, values, sumSquares);
+            if (best == null) {
+                best = fit[0];
+                bestError = fit[1];
+            } else {
+                Tensor better = scope.lt(fit[1], bestError);
+                best = scope.where(better, fit[0], best);
+                bestError = scope.where(better, fit[1], bestError);
+            }
         }
+        // Per block, absmax wins unless a fit is strictly better: never worse than absmax scales.
+        try (TensorScope tmp = scope.newChild()) {
+            Tensor t = tmp.gather(values, tmp.encode(flat, absmax, blockSize, mode, encoder));
+            Tensor num = blockSums(tmp, tmp.mul(flat, t), n, blockSize);
+            Tensor den = blockSums(tmp, tmp.mul(t, t), n, blockSize);
+            Tensor absmaxError = tmp.add(tmp.sub(sumSquares, tmp.mul(tmp.mul(num, absmax), 2f)),
+                    tmp.mul(tmp.mul(den, absmax), absmax));
+            return scope.keep(tmp.where(tmp.lt(bestError, absmaxError), best, absmax));
+        }
+    }
+
+    /**
+     * Lloyd iterations from {@code s}: encode, then s ← Σ x·t / Σ t². Returns the scales and an
+     * upper bound of each block's squared error at them, {@code Σx² − (Σx·t)² / Σt²} for the codes
+     * of the last encoding (the codes of the final scale can only do better).
+     */
+    private static Tensor[] lloyd(TensorScope scope, Tensor flat, int n, int blockSize, Tensor s,
+            int iterations, BucketTable encoder, ScaleMode mode, Tensor values, Tensor sumSquares) {
+        Tensor error = null;
         for (int it = 0; it < iterations; it++) {
             try (TensorScope tmp = scope.newChild()) {
                 Tensor t = tmp.gather(values, tmp.encode(flat, s, blockSize, mode, encoder));
@@ -63,11 +94,15 @@ final class MseScaleSearch {
                 Tensor den = blockSums(tmp, tmp.mul(t, t), n, blockSize);
                 Tensor fitted = tmp.div(num, den);
                 // Keep s where the fit is undefined (0/0: an all-zero block) or not positive.
-                Tensor keep = tmp.gt(fitted, tmp.full(0f, 1));
-                s = scope.keep(tmp.where(keep, fitted, s));
+                Tensor valid = tmp.gt(fitted, tmp.full(0f, 1));
+                s = scope.keep(tmp.where(valid, fitted, s));
+                Tensor fittedError = tmp.sub(sumSquares, tmp.mul(num, fitted));
+                Tensor keptError = tmp.add(tmp.sub(sumSquares, tmp.mul(tmp.mul(num, s), 2f)),
+                        tmp.mul(tmp.mul(den, s), s));
+                error = scope.keep(tmp.where(valid, fittedError, keptError));
             }
         }
-        return s;
+        return new Tensor[] {s, error};
     }
 
     /** Per-block sums of a [n] tensor, FLOAT32 [nb]; the last block may be short. */
