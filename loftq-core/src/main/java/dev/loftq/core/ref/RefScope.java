@@ -550,6 +550,30 @@ final class RefScope implements TensorScope {
     }
 
     @Override
+    public Tensor blockCodebookFit(Tensor x, Tensor scale, int blockSize, ScaleMode mode,
+            BucketTable table, Tensor values) {
+        checkOpen("blockCodebookFit");
+        RefTensor r = useFloat("blockCodebookFit", "x", x);
+        RefTensor s = useFloat("blockCodebookFit", "scale", scale);
+        RefTensor v = useTable("blockCodebookFit", values);
+        Checks.inRange("blockCodebookFit: blockSize", blockSize, 1, Integer.MAX_VALUE);
+        Checks.notNull("blockCodebookFit: mode", mode);
+        Checks.notNull("blockCodebookFit: table", table);
+        int n = r.size();
+        if (n == 0) {
+            throw new IllegalArgumentException("blockCodebookFit: x must have at least 1 element, "
+                    + "got shape " + java.util.Arrays.toString(r.shapeView()));
+        }
+        checkScale("blockCodebookFit", s, n, blockSize);
+        HostKernels.requireCodesIndexValues("blockCodebookFit", table, v.size());
+        int nb = HostKernels.blockCount(n, blockSize);
+        float[] out = new float[3 * nb];
+        HostKernels.blockCodebookFit(r.floats(), n, s.floats(), blockSize, mode, table, v.floats(),
+                out);
+        return floats(new int[] {nb, 3}, out);
+    }
+
+    @Override
     public Tensor decode(Tensor codes, Tensor table, Tensor scale, int blockSize) {
         checkOpen("decode");
         RefTensor c = useUint8("decode", "codes", codes);

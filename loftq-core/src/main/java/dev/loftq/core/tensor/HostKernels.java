@@ -82,6 +82,72 @@ public final class HostKernels {
         });
     }
 
+    /**
+     * Per block b: out[3b] = Σ x·t, out[3b+1] = Σ t², out[3b+2] = Σ x², with
+     * t = values[table.encode(normalise(x, scale[b]))], accumulated in double (the
+     * {@link TensorScope#blockCodebookFit} specification). Every code of {@code table} must index
+     * {@code values}.
+     */
+    public static void blockCodebookFit(float[] x, int n, float[] scale, int blockSize,
+            ScaleMode mode, BucketTable table, float[] values, float[] out) {
+        int nb = blockCount(n, blockSize);
+        if (x.length < n || scale.length < nb || out.length < 3L * nb) {
+            throw new IllegalArgumentException("blockCodebookFit: arrays too short");
+        }
+        float[] t = table.thresholds();
+        int levels = 32 - Integer.numberOfLeadingZeros(t.length);
+        float[] padded = new float[(1 << levels) - 1];
+        java.util.Arrays.fill(padded, Float.POSITIVE_INFINITY);
+        System.arraycopy(t, 0, padded, 0, t.length);
+        int[] c = table.codes();
+        float[] bucketValue = new float[padded.length + 1];
+        for (int k = 0; k < bucketValue.length; k++) {
+            bucketValue[k] = values[c[Math.min(k, c.length - 1)]];
+        }
+        float nanValue = values[table.nanCode()];
+        boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
+        int top = 1 << (levels - 1);
+        Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
+            int last = (to - 1) / blockSize;
+            for (int b = from / blockSize; b <= last; b++) {
+                int o = b * blockSize;
+                int end = o + Math.min(blockSize, to - o);
+                float s = scale[b];
+                float r = 1f / s;
+                double xt = 0;
+                double tt = 0;
+                double xx = 0;
+                for (int i = o; i < end; i++) {
+                    float v = x[i];
+                    float xn = reciprocal ? v * r : v / s;
+                    int k = 0;
+                    for (int half = top; half > 0; half >>>= 1) {
+                        k += xn > padded[k + half - 1] ? half : 0;
+                    }
+                    double q = xn != xn ? nanValue : bucketValue[k];
+                    xt += v * q;
+                    tt += q * q;
+                    xx += (double) v * v;
+                }
+                out[3 * b] = (float) xt;
+                out[3 * b + 1] = (float) tt;
+                out[3 * b + 2] = (float) xx;
+            }
+        });
+    }
+
+    /** Rejects a bucket table with a code (or NaN code) that does not index {@code size} values. */
+    public static void requireCodesIndexValues(String op, BucketTable table, int size) {
+        int max = table.nanCode();
+        for (int c : table.codes()) {
+            max = Math.max(max, c);
+        }
+        if (max >= size) {
+            throw new IllegalArgumentException(op + ": code " + max + " of the table does not index "
+                    + "the " + size + " values; codes must be in [0, " + (size - 1) + "]");
+        }
+    }
+
     /** out[i] = f32(table[codes[i] & 0xFF] * scale[i / blockSize]) for i in [0, n). */
     public static void decode(byte[] codes, int n, float[] table, float[] scale, int blockSize,
             float[] out) {

@@ -240,6 +240,18 @@ public interface TensorScope extends AutoCloseable {
     Tensor encode(Tensor x, Tensor scale, int blockSize, ScaleMode mode, BucketTable table);
 
     /**
+     * Blockwise least-squares statistics of a codebook fit, one pass and no per-element output:
+     * with {@code xn} and the code as in {@link #encode} and {@code t = values[code]}, returns
+     * FLOAT32 [ceil(n / blockSize), 3] holding per block {@code Σ x·t}, {@code Σ t²} and
+     * {@code Σ x²}, each accumulated in double and rounded once. The least-squares scale of block
+     * b for those codes is {@code Σx·t / Σt²}, and its squared error at scale s is
+     * {@code Σx² − 2s·Σx·t + s²·Σt²}: what a scale search needs, without materialising codes.
+     * {@code values} is FLOAT32 1-D and every code of {@code table} must index it.
+     */
+    Tensor blockCodebookFit(Tensor x, Tensor scale, int blockSize, ScaleMode mode,
+            BucketTable table, Tensor values);
+
+    /**
      * Blockwise decoding, one pass: {@code y[i] = f32(table[codes[i]] * scale[i / blockSize])}.
      * codes UINT8 (any shape), table FLOAT32 1-D, scale FLOAT32 [ceil(n / blockSize)]. Result
      * FLOAT32 of codes' shape.

@@ -135,6 +135,17 @@ public abstract class BackendContract {
         return Arbitraries.frequencyOf(Tuple.of(3, small), Tuple.of(1, matrices));
     }
 
+    /** Like {@link #anyTensors()} with finite values only (NaN would make every sum NaN). */
+    @Provide
+    Arbitrary<HostTensor> finiteTensors() {
+        Arbitrary<HostTensor> small = LoftqArbitraries.tensors(LoftqArbitraries.shapes(4, 6),
+                Distribution.finiteValues());
+        Arbitrary<HostTensor> matrices = LoftqArbitraries.matrices(LoftqArbitraries.MAX_SIDE,
+                LoftqArbitraries.MAX_SIDE, Distribution.finiteValues())
+                .map(m -> new HostTensor(m.shape(), m.data()));
+        return Arbitraries.frequencyOf(Tuple.of(3, small), Tuple.of(1, matrices));
+    }
+
     /** Tensors of rank >= 1 whose last axis is not empty. */
     @Provide
     Arbitrary<HostTensor> rowTensors() {
@@ -944,6 +955,38 @@ public abstract class BackendContract {
             return s.toByteArray(r);
         };
         assertSameBytes("encode " + mode + " blockSize=" + blockSize + " " + table, expected,
+                in(subject(), run));
+    }
+
+    @Property(tries = 100)
+    void blockCodebookFitIsExact(@ForAll("finiteTensors") HostTensor t,
+            @ForAll("blockSizes") int blockSize, @ForAll ScaleMode mode,
+            @ForAll("bucketTables") BucketTable table, @ForAll @IntRange(min = 0, max = 1) int scaleKind,
+            @ForAll long seed) {
+        float[] x = t.data();
+        if (x.length == 0) {
+            return;
+        }
+        float[] scale = scales(x, blockSize, scaleKind, seed);
+        int[] codes = table.codes();
+        int largest = table.nanCode();
+        for (int c : codes) {
+            largest = Math.max(largest, c);
+        }
+        int size = largest + 1;
+        float[] values = new float[size];
+        SplittableRandom rng = new SplittableRandom(seed);
+        for (int i = 0; i < size; i++) {
+            values[i] = (float) rng.nextDouble(-1, 1);
+        }
+        float[] expected = Oracle.blockCodebookFit(x, scale, blockSize, mode, table, values);
+        Function<TensorScope, float[]> run = s -> {
+            Tensor r = s.blockCodebookFit(s.fromHost(x, t.shape()), s.fromHost(scale, scale.length),
+                    blockSize, mode, table, s.fromHost(values, size));
+            assertShape("blockCodebookFit", new int[] {expected.length / 3, 3}, r.shape());
+            return s.toFloatArray(r);
+        };
+        assertSameBits("blockCodebookFit " + mode + " blockSize=" + blockSize, expected,
                 in(subject(), run));
     }
 

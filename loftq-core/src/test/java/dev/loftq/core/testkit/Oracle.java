@@ -176,6 +176,29 @@ public final class Oracle {
         return out;
     }
 
+    /**
+     * Per block: Σ x·t, Σ t², Σ x² in double, rounded once, with t = values[code of x / scale]:
+     * the {@code blockCodebookFit} specification, element by element.
+     */
+    public static float[] blockCodebookFit(float[] x, float[] scale, int blockSize, ScaleMode mode,
+            BucketTable table, float[] values) {
+        int nb = (x.length + blockSize - 1) / blockSize;
+        double[] acc = new double[3 * nb];
+        byte[] codes = encode(x, scale, blockSize, mode, table);
+        for (int i = 0; i < x.length; i++) {
+            int b = i / blockSize;
+            double t = values[codes[i] & 0xFF];
+            acc[3 * b] += x[i] * t;
+            acc[3 * b + 1] += t * t;
+            acc[3 * b + 2] += (double) x[i] * x[i];
+        }
+        float[] out = new float[3 * nb];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = (float) acc[i];
+        }
+        return out;
+    }
+
     /** table[code] * scale[block] in float32. */
     public static float[] decode(byte[] codes, float[] table, float[] scale, int blockSize) {
         float[] out = new float[codes.length];

@@ -589,6 +589,31 @@ final class DjlScope implements TensorScope {
         return out(uploadBytes(codes, shape));
     }
 
+    /** Host round trip: reads x in place, uploads only the [nb, 3] statistics. */
+    @Override
+    public Tensor blockCodebookFit(Tensor x, Tensor scale, int blockSize, ScaleMode mode,
+            BucketTable table, Tensor values) {
+        DjlTensor d = f32("blockCodebookFit", "x", x);
+        checkBlockSize("blockCodebookFit", blockSize);
+        if (mode == null || table == null) {
+            throw new IllegalArgumentException("blockCodebookFit: " + (mode == null ? "mode" : "table")
+                    + " must not be null");
+        }
+        DjlTensor v = table1d("blockCodebookFit", values);
+        int n = Shapes.numelInt("blockCodebookFit", d.shape());
+        if (n == 0) {
+            throw new IllegalArgumentException("blockCodebookFit: x must have at least 1 element, "
+                    + "got shape " + Arrays.toString(d.shape()));
+        }
+        DjlTensor s = scaleArg("blockCodebookFit", scale, n, blockSize);
+        HostKernels.requireCodesIndexValues("blockCodebookFit", table, v.dim(0));
+        int nb = HostKernels.blockCount(n, blockSize);
+        float[] out = new float[3 * nb];
+        HostKernels.blockCodebookFit(toFloatArray(d), n, toFloatArray(s), blockSize, mode, table,
+                toFloatArray(v), out);
+        return out(uploadFloats(out, new int[] {nb, 3}));
+    }
+
     /** On the host or as PyTorch take-and-multiply, as {@link KernelPlacement} says. */
     @Override
     public Tensor decode(Tensor codes, Tensor table, Tensor scale, int blockSize) {

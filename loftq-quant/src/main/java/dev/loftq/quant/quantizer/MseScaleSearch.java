@@ -49,75 +49,75 @@ final class MseScaleSearch {
     static Tensor search(TensorScope scope, Tensor flat, int blockSize, Tensor absmax,
             float[] hostAbsmax, BucketTable encoder, ScaleMode mode, Codebook codebook) {
         int n = (int) flat.numel();
-        Tensor values = scope.fromHost(codebook.values(), codebook.size());
-        Tensor sumSquares = blockSums(scope, scope.mul(flat, flat), n, blockSize);
+        Fit fit = new Fit(scope, flat, blockSize, encoder, mode,
+                scope.fromHost(codebook.values(), codebook.size()));
         float ratio = commonRatio(scope.toFloatArray(flat), n, blockSize, hostAbsmax, encoder, mode,
                 codebook.values());
         Tensor best = null;
         Tensor bestError = null;
         for (float offset : START_OFFSETS) {
             float r = Math.max(MIN_RATIO, Math.min(1f, ratio + offset));
-            Tensor[] fit = lloyd(scope, flat, n, blockSize, scope.mul(absmax, r), COLD_ITERATIONS,
-                    encoder, mode, values, sumSquares);
+            Tensor[] lloyd = fit.lloyd(scope.mul(absmax, r), COLD_ITERATIONS);
             if (best == null) {
-                best = fit[0];
-                bestError = fit[1];
+                best = lloyd[0];
+                bestError = lloyd[1];
             } else {
-                Tensor better = scope.lt(fit[1], bestError);
-                best = scope.where(better, fit[0], best);
-                bestError = scope.where(better, fit[1], bestError);
+                Tensor better = scope.lt(lloyd[1], bestError);
+                best = scope.where(better, lloyd[0], best);
+                bestError = scope.where(better, lloyd[1], bestError);
             }
         }
         // Per block, absmax wins unless a fit is strictly better: never worse than absmax scales.
         try (TensorScope tmp = scope.newChild()) {
-            Tensor t = tmp.gather(values, tmp.encode(flat, absmax, blockSize, mode, encoder));
-            Tensor num = blockSums(tmp, tmp.mul(flat, t), n, blockSize);
-            Tensor den = blockSums(tmp, tmp.mul(t, t), n, blockSize);
-            Tensor absmaxError = tmp.add(tmp.sub(sumSquares, tmp.mul(tmp.mul(num, absmax), 2f)),
-                    tmp.mul(tmp.mul(den, absmax), absmax));
+            Tensor absmaxError = fit.errorAt(tmp, absmax);
             return scope.keep(tmp.where(tmp.lt(bestError, absmaxError), best, absmax));
         }
     }
 
-    /**
-     * Lloyd iterations from {@code s}: encode, then s ← Σ x·t / Σ t². Returns the scales and an
-     * upper bound of each block's squared error at them, {@code Σx² − (Σx·t)² / Σt²} for the codes
-     * of the last encoding (the codes of the final scale can only do better).
-     */
-    private static Tensor[] lloyd(TensorScope scope, Tensor flat, int n, int blockSize, Tensor s,
-            int iterations, BucketTable encoder, ScaleMode mode, Tensor values, Tensor sumSquares) {
-        Tensor error = null;
-        for (int it = 0; it < iterations; it++) {
-            try (TensorScope tmp = scope.newChild()) {
-                Tensor t = tmp.gather(values, tmp.encode(flat, s, blockSize, mode, encoder));
-                Tensor num = blockSums(tmp, tmp.mul(flat, t), n, blockSize);
-                Tensor den = blockSums(tmp, tmp.mul(t, t), n, blockSize);
-                Tensor fitted = tmp.div(num, den);
-                // Keep s where the fit is undefined (0/0: an all-zero block) or not positive.
-                Tensor valid = tmp.gt(fitted, tmp.full(0f, 1));
-                s = scope.keep(tmp.where(valid, fitted, s));
-                Tensor fittedError = tmp.sub(sumSquares, tmp.mul(num, fitted));
-                Tensor keptError = tmp.add(tmp.sub(sumSquares, tmp.mul(tmp.mul(num, s), 2f)),
-                        tmp.mul(tmp.mul(den, s), s));
-                error = scope.keep(tmp.where(valid, fittedError, keptError));
-            }
-        }
-        return new Tensor[] {s, error};
-    }
+    /** Block statistics of the codebook fit at given scales, through one coarse SPI operation. */
+    private record Fit(TensorScope scope, Tensor flat, int blockSize, BucketTable encoder,
+            ScaleMode mode, Tensor values) {
 
-    /** Per-block sums of a [n] tensor, FLOAT32 [nb]; the last block may be short. */
-    private static Tensor blockSums(TensorScope tmp, Tensor v, int n, int blockSize) {
-        int full = n / blockSize;
-        int rest = n - full * blockSize;
-        if (rest == 0) {
-            return tmp.sumLast(tmp.reshape(v, full, blockSize));
+        /** Columns Σx·t, Σt², Σx² of {@link TensorScope#blockCodebookFit}, each [nb]. */
+        Tensor[] statistics(TensorScope tmp, Tensor s) {
+            Tensor stats = tmp.blockCodebookFit(flat, s, blockSize, mode, encoder, values);
+            int nb = stats.dim(0);
+            return new Tensor[] {tmp.reshape(tmp.sliceColumns(stats, 0, 1), nb),
+                    tmp.reshape(tmp.sliceColumns(stats, 1, 2), nb),
+                    tmp.reshape(tmp.sliceColumns(stats, 2, 3), nb)};
         }
-        Tensor tail = tmp.sumLast(tmp.reshape(tmp.sliceRows(v, full * blockSize, n), 1, rest));
-        if (full == 0) {
-            return tail;
+
+        /** Σx² − 2s·Σx·t + s²·Σt² at s with its own codes: the exact block errors. */
+        Tensor errorAt(TensorScope tmp, Tensor s) {
+            Tensor[] st = statistics(tmp, s);
+            return squaredError(tmp, st, s);
         }
-        Tensor head = tmp.sumLast(tmp.reshape(tmp.sliceRows(v, 0, full * blockSize), full, blockSize));
-        return tmp.concat(0, head, tail);
+
+        private static Tensor squaredError(TensorScope tmp, Tensor[] st, Tensor s) {
+            return tmp.add(tmp.sub(st[2], tmp.mul(tmp.mul(st[0], s), 2f)),
+                    tmp.mul(tmp.mul(st[1], s), s));
+        }
+
+        /**
+         * Lloyd iterations from {@code s}: s ← Σx·t / Σt² for the codes of s. Returns the scales
+         * and an upper bound of each block's squared error at them, {@code Σx² − (Σx·t)² / Σt²}
+         * for the codes of the last encoding (the final scale's own codes can only do better).
+         */
+        Tensor[] lloyd(Tensor s, int iterations) {
+            Tensor error = null;
+            for (int it = 0; it < iterations; it++) {
+                try (TensorScope tmp = scope.newChild()) {
+                    Tensor[] st = statistics(tmp, s);
+                    Tensor fitted = tmp.div(st[0], st[1]);
+                    // Keep s where the fit is undefined (0/0: an all-zero block) or not positive.
+                    Tensor valid = tmp.gt(fitted, tmp.full(0f, 1));
+                    s = scope.keep(tmp.where(valid, fitted, s));
+                    Tensor fittedError = tmp.sub(st[2], tmp.mul(st[0], fitted));
+                    error = scope.keep(tmp.where(valid, fittedError, squaredError(tmp, st, s)));
+                }
+            }
+            return new Tensor[] {s, error};
+        }
     }
 
     /** The ratio of {@link #RATIOS} with the least squared error over a strided block sample. */
