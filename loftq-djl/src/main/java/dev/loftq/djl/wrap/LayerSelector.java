@@ -15,7 +15,10 @@ import java.util.regex.Pattern;
  * <p>Forms: {@link #glob} ({@code *} = one path segment, {@code **} = any number of segments,
  * including none), {@link #regex} (full match, as Java's {@link Pattern}), {@link #peft} (peft's
  * {@code target_modules} list: the path equals an entry or ends with {@code "." + entry}) and
- * {@link #of} (any predicate on path and block). Selectors combine with {@link #or}.
+ * {@link #of} (any predicate on path and block), and {@link #allLinear}. Selectors combine with
+ * {@link #or}; {@link #linearOnly} narrows one to Linear blocks. A selector that matches a block
+ * other than a Linear makes {@link LoraWrapper#wrap} fail (naming the path), so a broad glob such
+ * as {@code encoder.**} needs {@code linearOnly()}.
  */
 @FunctionalInterface
 public interface LayerSelector {
@@ -25,7 +28,7 @@ public interface LayerSelector {
     /** This selector or {@code other}. */
     default LayerSelector or(LayerSelector other) {
         Checks.notNull("other", other);
-        return (p, b) -> matches(p, b) || other.matches(p, b);
+        return named(this + ".or(" + other + ")", (p, b) -> matches(p, b) || other.matches(p, b));
     }
 
     /**
@@ -70,6 +73,17 @@ public interface LayerSelector {
             }
             return false;
         });
+    }
+
+    /** Every plain {@code ai.djl.nn.core.Linear} of the tree. */
+    static LayerSelector allLinear() {
+        return named("allLinear", (path, b) -> b.getClass() == ai.djl.nn.core.Linear.class);
+    }
+
+    /** This selector, restricted to plain {@code ai.djl.nn.core.Linear} blocks. */
+    default LayerSelector linearOnly() {
+        return named(this + ".linearOnly()",
+                (p, b) -> b.getClass() == ai.djl.nn.core.Linear.class && matches(p, b));
     }
 
     /** Any predicate over the path and the block. */
