@@ -200,7 +200,7 @@ public final class LoraWrapper {
                     .optCacheDequantized(cacheDequantized).build();
             return new WrappedLayer(path, q.outFeatures(), q.inFeatures(),
                     q.quantized().format(), q.quantized().bits(),
-                    q.quantized().bitsPerParameter(), q.rank(), s.alpha(), q.scaling(),
+                    q.quantized().bitsPerParameter(), q.rank(), s.alpha(), s.rsLora(), q.scaling(),
                     init.relativeError(), q);
         } catch (RuntimeException e) {
             layerScope.close();

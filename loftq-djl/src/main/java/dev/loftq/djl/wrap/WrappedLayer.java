@@ -13,12 +13,13 @@ import dev.loftq.djl.block.QuantizedLoraLinear;
  * @param bitsPerParameter storage bits per weight, scales included
  * @param rank LoRA rank r
  * @param alpha lora_alpha
+ * @param rsLora whether s = alpha / √r (else alpha / r)
  * @param scaling s
  * @param initialError ‖W − deq(Q) − s·B·A‖ / ‖W‖ at the start
  * @param block the layer in the tree
  */
 public record WrappedLayer(String path, int out, int in, String format, int bits,
-        double bitsPerParameter, int rank, float alpha, float scaling, double initialError,
+        double bitsPerParameter, int rank, float alpha, boolean rsLora, float scaling, double initialError,
         QuantizedLoraLinear block) {
 
     /** One line: path, shape, bits, rank and error. */
