@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.Dropout;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.loftq.core.Checks;
@@ -32,10 +33,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * [out, r], FLOAT32, with gradients required. {@code s} is {@code alpha / r}, or
  * {@code alpha / √r} with rsLoRA; the caller passes it already computed.
  *
- * <p><b>Dequantization.</b> By default the weight is dequantized on the fly in every forward pass,
+ * <p><b>Dequantization.</b> By default the weight is dequantized on the fly in every forward pass
+ * (for 4-bit codebook weights on the CPU in one host pass over a host copy of the packed codes,
+ * bit for bit what the quantizer's own {@code dequantize} gives; see {@link #dequantize}),
  * in a temporary scope that is closed before forward returns (PyTorch's autograd keeps its own
  * reference when the input needs a gradient): memory stays at the packed size (about 0.52 bytes
- * per weight for NF4 with double quantization) plus one transient float32 copy during a call. With
+ * per weight for NF4 with double quantization; twice that with the host copy) plus one transient
+ * float32 copy during a call. With
+ * On the CPU with PyTorch's grad mode off (inference: no {@code GradientCollector} open), the
+ * 4-bit weight is decoded into a per-thread reusable buffer instead of fresh memory
+ * ({@link #releaseThreadWorkspace()}); while gradients are collected, into fresh memory that
+ * autograd may keep. With
  * {@link Builder#optCacheDequantized(boolean) optCacheDequantized(true)} the float32 weight is made
  * once, on first use, and kept until {@link #close()}: forward then costs about what an fp32
  * {@code Linear} costs, for 4 bytes per weight of memory.
@@ -75,6 +83,7 @@ public final class QuantizedLoraLinear extends Linear implements AutoCloseable {
     private final float scaling;
     private final float dropout;
     private final boolean cacheDequantized;
+    private final HostNibbleDecoder hostDecoder;
     private final AtomicBoolean closed = new AtomicBoolean();
     private volatile NDArray cached;
 
@@ -93,6 +102,7 @@ public final class QuantizedLoraLinear extends Linear implements AutoCloseable {
         this.scaling = b.scaling;
         this.dropout = b.dropout;
         this.cacheDequantized = b.cache;
+        this.hostDecoder = HostNibbleDecoder.tryCreate(scope, quantized);
         NDManager manager = DjlBackend.manager(scope);
         this.loraA = addParameter(Parameter.builder().setName(LORA_A).setType(Parameter.Type.WEIGHT)
                 .optArray(ownCopy(manager, b.loraA)).build());
@@ -144,7 +154,9 @@ public final class QuantizedLoraLinear extends Linear implements AutoCloseable {
             base = Linear.linear(x32, dequantizedWeight(), bias).head();
         } else {
             try (TensorScope tmp = scope.newChild()) {
-                NDArray w = DjlBackend.ndArray(quantized.dequantize(tmp));
+                NDArray w = hostDecoder != null && !JniUtils.isGradMode()
+                        ? workspaceWeight(DjlBackend.manager(tmp))
+                        : DjlBackend.ndArray(dequantize(tmp));
                 base = Linear.linear(x32, w, bias).head(); // in x's manager: outlives tmp
             }
         }
@@ -160,12 +172,42 @@ public final class QuantizedLoraLinear extends Linear implements AutoCloseable {
             synchronized (this) {
                 w = cached;
                 if (w == null) {
-                    w = DjlBackend.ndArray(quantized.dequantize(scope));
+                    w = DjlBackend.ndArray(dequantize(scope));
                     cached = w;
                 }
             }
         }
         return w;
+    }
+
+    /**
+     * deq(Q) decoded into this thread's {@link DequantWorkspace} and seen by PyTorch in place:
+     * valid until this thread's next forward, which is enough for one synchronous CPU matmul while
+     * PyTorch's grad mode is off (no {@code GradientCollector} open), so autograd keeps nothing.
+     */
+    private NDArray workspaceWeight(NDManager manager) {
+        java.nio.ByteBuffer buf = DequantWorkspace.forThread(hostDecoder.numel());
+        hostDecoder.decode(buf.asFloatBuffer());
+        return manager.create(buf, new Shape(out, in), DataType.FLOAT32);
+    }
+
+    /**
+     * Frees the calling thread's dequantization workspace: a direct buffer as large as the
+     * largest 4-bit weight this thread ran through an on-the-fly inference forward (64 MB for
+     * 4096 × 4096). It is made again when needed.
+     */
+    public static void releaseThreadWorkspace() {
+        DequantWorkspace.release();
+    }
+
+    /**
+     * deq(Q), FLOAT32 [out, in], owned by {@code target}: bit for bit
+     * {@code quantized().dequantize(target)}, through a single host pass for 4-bit codebook
+     * weights on the CPU.
+     */
+    public Tensor dequantize(TensorScope target) {
+        requireOpen();
+        return hostDecoder != null ? hostDecoder.dequantize(target) : quantized.dequantize(target);
     }
 
     @Override

@@ -100,6 +100,39 @@ class QuantizedLoraLinearTest {
     }
 
     @Test
+    void forwardDequantizationIsBitForBitTheQuantizers() {
+        dev.loftq.quant.quantizer.Quantizer[] quantizers = {
+            CodebookQuantizer.bitsandbytesNf4DoubleQuant(), CodebookQuantizer.bitsandbytesFp4(),
+            CodebookQuantizer.loftqNormalFloat(4), CodebookQuantizer.loftqNormalFloat(2)};
+        int[][] shapes = {{7, 45}, {33, 64}, {1, 1}, {300, 9}};
+        for (dev.loftq.quant.quantizer.Quantizer quantizer : quantizers) {
+            for (int[] s : shapes) {
+                boolean bnb = quantizer.description().contains("bitsandbytes");
+                if (!bnb && s[0] * s[1] % 64 != 0) {
+                    continue; // LoftQ's native convention needs whole blocks
+                }
+                TensorScope scope = backend.newScope();
+                Tensor w = scope.fromHost(gaussian(s[0] * 31L + s[1], s[0] * s[1], 1f), s);
+                QuantizedTensor q = quantizer.quantize(scope, w, "w");
+                int r = 1;
+                try (QuantizedLoraLinear l = QuantizedLoraLinear.loraBuilder().setQuantized(scope, q)
+                        .setLora(scope.fromHost(new float[r * s[1]], r, s[1]),
+                                scope.fromHost(new float[s[0] * r], s[0], r))
+                        .setScaling(1f).build();
+                        TensorScope tmp = backend.newScope()) {
+                    float[] fast = tmp.toFloatArray(l.dequantize(tmp));
+                    float[] spi = tmp.toFloatArray(q.dequantize(tmp));
+                    String what = quantizer.description() + " " + java.util.Arrays.toString(s);
+                    for (int i = 0; i < spi.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(spi[i]),
+                                Float.floatToRawIntBits(fast[i]), what + " at " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void onlyLoraFactorsAreParametersAndOnlyTheyGetGradients() {
         try (QuantizedLoraLinear l = layer(false, true); NDManager m = manager.newSubManager()) {
             assertEquals(List.of(QuantizedLoraLinear.LORA_A, QuantizedLoraLinear.LORA_B),

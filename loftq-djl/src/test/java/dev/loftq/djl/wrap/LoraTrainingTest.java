@@ -37,6 +37,7 @@ class LoraTrainingTest {
     void nf4LoraLearnsARegressionTaskWithTheBaseUntouched() throws Exception {
         try (DjlBackend backend = DjlBackend.cpu(); NDManager m = NDManager.newBaseManager();
                 Model model = Model.newInstance("lora-regression")) {
+            ai.djl.engine.Engine.getInstance().setRandomSeed(1234);
             Block net = TestTrees.sequentialParallel(m);
             LoraModel lora = LoraWrapper.builder(backend).setTargets(LayerSelector.allLinear())
                     .setSpec(CodebookQuantizer.bitsandbytesNf4DoubleQuant(), 4, 4)
