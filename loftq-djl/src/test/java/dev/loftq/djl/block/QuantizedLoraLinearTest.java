@@ -221,6 +221,31 @@ class QuantizedLoraLinearTest {
     }
 
     @Test
+    void dropoutActsOnTheLoraInputOnlyAndOnlyWhileTraining() {
+        TensorScope scope = backend.newScope();
+        Tensor w = scope.fromHost(gaussian(1, OUT * IN, 0.2f), OUT, IN);
+        QuantizedTensor q = CodebookQuantizer.bitsandbytesNf4().quantize(scope, w, "w");
+        try (QuantizedLoraLinear l = QuantizedLoraLinear.loraBuilder().setQuantized(scope, q)
+                .setLora(scope.fromHost(gaussian(2, R * IN, 0.1f), R, IN),
+                        scope.fromHost(gaussian(3, OUT * R, 0.1f), OUT, R))
+                .setScaling(1f).optDropout(0.5f).build();
+                NDManager m = manager.newSubManager()) {
+            NDArray x = m.create(gaussian(9, 6 * IN, 1f), new Shape(6, IN));
+            float[] inference = l.forward(new ParameterStore(m, false), new NDList(x), false)
+                    .head().toFloatArray();
+            assertArrayEquals(reference(m, l, x.reshape(1, 6, IN)).toFloatArray(), inference, 1e-4f);
+            float[] training = l.forward(new ParameterStore(m, false), new NDList(x), true)
+                    .head().toFloatArray();
+            assertFalse(java.util.Arrays.equals(inference, training));
+            l.loraB().getArray().set(new float[OUT * R]); // B = 0: the LoRA term vanishes
+            float[] base = l.forward(new ParameterStore(m, false), new NDList(x), false)
+                    .head().toFloatArray();
+            assertArrayEquals(base, l.forward(new ParameterStore(m, false), new NDList(x), true)
+                    .head().toFloatArray(), 0f);
+        }
+    }
+
+    @Test
     void halfPrecisionInputComesBackInItsType() {
         try (QuantizedLoraLinear l = layer(false, true); NDManager m = manager.newSubManager()) {
             NDArray x = m.create(gaussian(8, 2 * IN, 1f), new Shape(2, IN));

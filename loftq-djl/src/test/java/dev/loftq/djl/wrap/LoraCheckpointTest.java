@@ -139,6 +139,23 @@ class LoraCheckpointTest {
                     () -> LoraCheckpoint.load(backend, fresh, backbone, otherAdapter));
             assertTrue(m2.getMessage().contains("4-bit modules without adapters [2.1]"),
                     m2.getMessage());
+
+            // an adapter whose factors do not fit the weight
+            Path badAdapter = tmp.resolve("adapter3");
+            dev.loftq.djl.io.PeftAdapterWriter.write(badAdapter, new dev.loftq.djl.io.PeftAdapter(
+                    dev.loftq.djl.io.PeftAdapterConfig.builder(4, 8)
+                            .targetModules(java.util.List.of("2.0", "2.1")).build(),
+                    Map.of("2.0", new dev.loftq.djl.io.LoraWeights(
+                                    dev.loftq.core.io.TensorData.ofFloats(new float[4 * 63], 4, 63),
+                                    dev.loftq.core.io.TensorData.ofFloats(new float[32 * 4], 32, 4)),
+                            "2.1", new dev.loftq.djl.io.LoraWeights(
+                                    dev.loftq.core.io.TensorData.ofFloats(new float[4 * 64], 4, 64),
+                                    dev.loftq.core.io.TensorData.ofFloats(new float[32 * 4], 32, 4)))));
+            Block fresh3 = TestTrees.sequentialParallel(m);
+            IllegalArgumentException m3 = assertThrows(IllegalArgumentException.class,
+                    () -> LoraCheckpoint.load(backend, fresh3, backbone, badAdapter));
+            assertTrue(m3.getMessage().contains("adapter for 2.0 has A [4, 63] and B [32, 4], which "
+                    + "do not fit the weight [32, 64]"), m3.getMessage());
         }
     }
 }
