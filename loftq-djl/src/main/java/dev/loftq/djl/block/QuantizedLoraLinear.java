@@ -161,7 +161,8 @@ public final class QuantizedLoraLinear extends Linear implements AutoCloseable {
             }
         }
         NDArray loraIn = training && dropout > 0f ? Dropout.dropout(x32, dropout, true).head() : x32;
-        NDArray lora = Linear.linear(Linear.linear(loraIn, a).head(), b).head().muli(scaling);
+        // s is applied to the narrow [..., r] product: one pass over r columns, not out
+        NDArray lora = Linear.linear(Linear.linear(loraIn, a).head().muli(scaling), b).head();
         NDArray y = base.addi(lora);
         return new NDList(inType == DataType.FLOAT32 ? y : y.toType(inType, false));
     }
