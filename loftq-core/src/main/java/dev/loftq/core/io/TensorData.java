@@ -33,6 +33,18 @@ public final class TensorData {
         return new TensorData(dtype, shape.clone(), bytes.slice());
     }
 
+    /**
+     * Wraps {@code littleEndianBytes} (position to limit) without copying, e.g. a memory-mapped
+     * region of a file; the caller must not change the bytes afterwards.
+     *
+     * @throws IllegalArgumentException unless they hold exactly {@code numel(shape) · dtype size}
+     *     bytes
+     */
+    public static TensorData wrap(SafetensorsDType dtype, ByteBuffer littleEndianBytes,
+            int... shape) {
+        return view(dtype, shape, littleEndianBytes);
+    }
+
     /** Bytes of a tensor of this dtype and shape; rejects negative dimensions and sizes over 2 GiB. */
     static long byteLength(SafetensorsDType dtype, int[] shape) {
         long n = dtype.byteSize();
