@@ -23,7 +23,8 @@ public final class BenchMain {
     private static final Map<String, Suite> SUITES = Map.of(
             "matmul", new Suite(MatmulBenchmark.class, MatmulBenchmark::figures),
             "loftq", new Suite(LoftqBenchmark.class, LoftqBenchmark::figures),
-            "quantize", new Suite(QuantizeBenchmark.class, QuantizeBenchmark::figures));
+            "quantize", new Suite(QuantizeBenchmark.class, QuantizeBenchmark::figures),
+            "lora-forward", new Suite(LoraForwardBenchmark.class, LoraForwardBenchmark::figures));
 
     private BenchMain() {}
 
