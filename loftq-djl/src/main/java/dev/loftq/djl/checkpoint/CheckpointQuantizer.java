@@ -494,7 +494,6 @@ public final class CheckpointQuantizer {
         for (Target t : targets) {
             byTensor.put(t.tensor, t);
         }
-        Map<String, PeftAdapterConfig> unused = null;
         long bytesOut = 0;
         Map<String, Object> weightMap = new TreeMap<>();
         long totalSize = 0;
@@ -555,7 +554,8 @@ public final class CheckpointQuantizer {
             AtomicFiles.writeString(p, PythonJson.dumps(index, 2, true) + "\n");
             written.add(p);
         }
-        Map<String, Object> config = readConfig(modelDir);
+        boolean fromDirectory = Files.isDirectory(b.model);
+        Map<String, Object> config = fromDirectory ? readConfig(modelDir) : null;
         boolean any4 = targets.stream().anyMatch(t -> t.bits == 4);
         if (config != null || any4) {
             Map<String, Object> base = config == null ? new LinkedHashMap<>() : config;
@@ -569,7 +569,9 @@ public final class CheckpointQuantizer {
             }
             written.add(p);
         }
-        copyOtherFiles(modelDir, out, ckpt, written);
+        if (fromDirectory) {
+            copyOtherFiles(modelDir, out, ckpt, written);
+        }
         PeftAdapterConfig.Builder ab = PeftAdapterConfig.builder(b.rank, b.alpha())
                 .targetModules(matchedTargetNames(targets)).useRslora(b.rsLora)
                 .baseModelNameOrPath("..").taskType(taskType(config));
