@@ -306,9 +306,10 @@ public final class CheckpointQuantizer {
             }
             try {
                 Files.createDirectories(out);
-            } catch (AccessDeniedException e) {
+            } catch (java.nio.file.FileSystemException e) {
                 throw new AccessDeniedException(out.toString(), null,
-                        "cannot create the output directory: permission denied");
+                        "cannot create the output directory: " + (e.getReason() != null
+                                ? e.getReason() : e.getClass().getSimpleName()));
             }
         }
         checkWritable(out);
