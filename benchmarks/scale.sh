@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The scale benchmark: a synthetic LLaMA-2-7B-shaped bf16 checkpoint with LAYERS decoder layers
+# (32 = the real model; ~13.5 GB of disk under WORK) through LoftQ NF4 r16 T5.
+#   benchmarks/scale.sh LAYERS [THREADS] [BUDGET_MB] [--record]
+# Prints wall time (generation excluded) and peak RSS; --record appends them to
+# benchmarks/results/scale.json. WORK defaults to /tmp/loftq-scale (the checkpoint is reused).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+layers="${1:?usage: benchmarks/scale.sh LAYERS [THREADS] [BUDGET_MB] [--record]}"
+shift
+mvn -B -ntp -q -DskipTests -pl benchmarks -am package dependency:build-classpath \
+    -Dmdep.outputFile=target/classpath.txt -Dmdep.includeScope=runtime
+cp="benchmarks/target/classes:$(cat benchmarks/target/classpath.txt)"
+exec java -Xmx1500m -Dai.djl.offline=true -cp "$cp" dev.loftq.bench.ScaleBenchmark \
+    "${WORK:-/tmp/loftq-scale}" "$layers" "$@"
