@@ -174,12 +174,13 @@ public final class CheckpointQuantizer {
             boolean resuming = prepareOutput(out, work, runConfig);
             List<Path> written = new ArrayList<>();
             try {
-                Map<String, LayerReport> reports = process(ckpt, targets, work);
+                Processed processed = process(ckpt, targets, work);
+                Map<String, LayerReport> reports = processed.reports();
                 b.listener.assembling();
                 long bytesOut = assemble(ckpt, modelDir, targets, work, out, reports, written);
                 deleteTree(work);
                 List<LayerReport> layers = new ArrayList<>(reports.values());
-                return new QuantizationResult(out, layers, countResumed, ckpt.totalBytes(),
+                return new QuantizationResult(out, layers, processed.resumed(), ckpt.totalBytes(),
                         bytesOut, (System.nanoTime() - start) / 1e9, resuming);
             } catch (IOException | RuntimeException | Error e) {
                 cleanUp(out, work, createdOut, written, e);
@@ -194,7 +195,8 @@ public final class CheckpointQuantizer {
         }
     }
 
-    private int countResumed;
+    /** The reports of all targets (sorted by module) and how many an earlier run had finished. */
+    private record Processed(Map<String, LayerReport> reports, int resumed) {}
 
     private List<Target> plan(SafetensorsCheckpoint ckpt) {
         List<Target> out = new ArrayList<>();
@@ -330,7 +332,7 @@ public final class CheckpointQuantizer {
     }
 
     /** Runs every unfinished target; returns the reports of all targets, sorted by module. */
-    private Map<String, LayerReport> process(SafetensorsCheckpoint ckpt, List<Target> targets,
+    private Processed process(SafetensorsCheckpoint ckpt, List<Target> targets,
             Path work) throws IOException, InterruptedException {
         Map<String, LayerReport> reports = new TreeMap<>();
         List<Target> todo = new ArrayList<>();
@@ -345,8 +347,8 @@ public final class CheckpointQuantizer {
                 todo.add(t);
             }
         }
-        countResumed = reports.size();
-        b.listener.started(targets.size(), totalBytes, reports.size());
+        int resumed = reports.size();
+        b.listener.started(targets.size(), totalBytes, resumed);
         for (Target t : targets) {
             if (reports.containsKey(t.module)) {
                 b.listener.tensorDone(t.module, t.bytes(), true);
@@ -400,7 +402,7 @@ public final class CheckpointQuantizer {
             pool.shutdownNow();
             pool.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES);
         }
-        return reports;
+        return new Processed(reports, resumed);
     }
 
     /** The report of a finished work file, or null if it is unreadable (then it is redone). */
