@@ -1,7 +1,6 @@
 package dev.loftq.djl.checkpoint;
 
 import dev.loftq.core.Checks;
-import dev.loftq.core.io.Safetensors;
 import dev.loftq.core.io.SafetensorsDType;
 import dev.loftq.core.io.SafetensorsHeader.TensorInfo;
 import dev.loftq.core.io.SafetensorsHeader.TensorSpec;
@@ -468,7 +467,7 @@ public final class CheckpointQuantizer {
             report = new LayerReport(t.module, shape, t.torchDtype(), t.bits, t.rank, storage,
                     r.qloraError(), r.errors(), r.returnedStep(), accepted);
         }
-        Safetensors.write(work.resolve(workFileName(t.module)), result,
+        SafetensorsStreamWriter.writeAll(work.resolve(workFileName(t.module)), result,
                 Map.of("report", PythonJson.dumps(report.toMap())));
         LOG.debug("{}: {} bits, rank {}, error {} (QLoRA {}), accepted {}", t.module, t.bits,
                 t.rank, report.error(), report.qloraError(), report.accepted());

@@ -207,12 +207,13 @@ final class QuantizeCommand implements Callable<Integer> {
                 err.println("resuming: " + resumed + " of " + targets + " layers were finished");
             }
             if (draw) {
+                // Counted in KiB (shown in MiB), so small tensors still move the bar.
                 bar = new ProgressBarBuilder().setTaskName("LoftQ").setInitialMax(
-                        Math.max(1, targetBytes >> 20)).setUnit(" MB", 1).showSpeed()
+                        Math.max(1, targetBytes >> 10)).setUnit(" MB", 1024).showSpeed()
                         .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(500)
                         .setConsumer(new ConsoleProgressBarConsumer(new java.io.PrintStream(
                                 new WriterOutputStream(err), true))).build();
-                bar.setExtraMessage("0/" + targets + " tensors");
+                bar.setExtraMessage(" 0/" + targets + " tensors");
             }
         }
 
@@ -220,15 +221,15 @@ final class QuantizeCommand implements Callable<Integer> {
         public synchronized void tensorDone(String module, long bytes, boolean skipped) {
             done++;
             if (bar != null) {
-                bar.stepBy(bytes >> 20);
-                bar.setExtraMessage(done + "/" + total + " tensors");
+                bar.stepBy(bytes >> 10);
+                bar.setExtraMessage(" " + done + "/" + total + " tensors");
             }
         }
 
         @Override
         public synchronized void assembling() {
             if (bar != null) {
-                bar.setExtraMessage(done + "/" + total + " tensors; writing output");
+                bar.setExtraMessage(" " + done + "/" + total + " tensors, writing");
             }
         }
 

@@ -142,6 +142,23 @@ public final class SafetensorsStreamWriter implements Closeable {
         }
     }
 
+    /**
+     * Writes {@code tensors} to {@code target} in one go: the same bytes as
+     * {@link dev.loftq.core.io.Safetensors#write}, without building the whole file in memory and
+     * with the usual {@code rw-r--r--} permissions.
+     */
+    public static void writeAll(Path target, Map<String, TensorData> tensors,
+            Map<String, String> metadata) throws IOException {
+        Map<String, TensorSpec> specs = new LinkedHashMap<>();
+        tensors.forEach((k, v) -> specs.put(k, new TensorSpec(v.dtype(), v.shape())));
+        try (SafetensorsStreamWriter w = create(target, specs, metadata)) {
+            for (Map.Entry<String, TensorData> e : tensors.entrySet()) {
+                w.write(e.getKey(), e.getValue());
+            }
+            w.commit();
+        }
+    }
+
     /** The target path. */
     public Path target() {
         return target;
@@ -261,6 +278,7 @@ public final class SafetensorsStreamWriter implements Closeable {
             }
             sink.force();
             sink.close();
+            AtomicFiles.makeReadable(temp);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE,
                     StandardCopyOption.REPLACE_EXISTING);
             done = true;

@@ -50,6 +50,14 @@ class CheckpointQuantizerTest {
         assertEquals(14, r.layers().size());
         assertEquals(14, done.get());
         assertFalse(Files.exists(out.resolve(CheckpointQuantizer.WORK_DIR)));
+        for (Path p : List.of(out.resolve("model-00002-of-00003.safetensors"),
+                out.resolve("config.json"), out.resolve("loftq_init/adapter_model.safetensors"),
+                out.resolve(CheckpointQuantizer.REPORT))) {
+            assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(
+                    Files.getPosixFilePermissions(p)), p.toString());
+        }
+        assertEquals("rwxr-xr-x", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(out.resolve("loftq_init"))));
         PeftAdapter adapter = PeftAdapterReader.read(out.resolve(CheckpointQuantizer.ADAPTER_DIR));
         assertEquals(List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                 "down_proj"), adapter.config().targetModules());
