@@ -525,7 +525,10 @@ public final class CheckpointQuantizer {
                     }
                     lora.put(t.module, new LoraWeights(wf.read(LORA_A), wf.read(LORA_B)));
                 }
-                Path target = out.resolve(shard.getKey());
+                // A lone input file (whatever its name) becomes model.safetensors, which
+                // from_pretrained looks for; shards keep their names, as the index lists them.
+                String outName = ckpt.isSharded() ? shard.getKey() : SafetensorsCheckpoint.SINGLE;
+                Path target = out.resolve(outName);
                 try (SafetensorsStreamWriter w = SafetensorsStreamWriter.create(target, specs,
                         in.header().metadata().isEmpty() ? BnbCheckpointWriter.METADATA
                                 : in.header().metadata(), b.sinks)) {
@@ -538,7 +541,7 @@ public final class CheckpointQuantizer {
                     totalSize += w.layout().dataLength();
                 }
                 for (String name : specs.keySet()) {
-                    weightMap.put(name, shard.getKey());
+                    weightMap.put(name, outName);
                 }
             } finally {
                 for (LazySafetensorsFile f : opened) {

@@ -155,6 +155,13 @@ class CheckpointQuantizerTest {
         QuantizationResult r = CheckpointQuantizer.builder(model, out).rank(2).iterations(1)
                 .backend(BACKEND).build().run();
         assertEquals(3, r.layers().size());
+        // A lone file of another name is read too, and written as model.safetensors.
+        Files.move(model.resolve("model.safetensors"), model.resolve("bert.safetensors"));
+        Path out2 = tmp.resolve("out2");
+        CheckpointQuantizer.builder(model.resolve("bert.safetensors"), out2).rank(2).iterations(1)
+                .backend(BACKEND).build().run();
+        assertEquals(-1L, Files.mismatch(out.resolve("model.safetensors"),
+                out2.resolve("model.safetensors")));
         try (LazySafetensorsFile f = LazySafetensorsFile.open(out.resolve("model.safetensors"))) {
             assertTrue(f.header().tensors().containsKey(
                     "encoder.layer.0.attention.output.dense.weight.quant_state.bitsandbytes__nf4"));
