@@ -103,6 +103,11 @@ public final class Safetensors {
                 }
                 ch.force(true);
             }
+            if (Files.getFileStore(tmp).supportsFileAttributeView("posix")) {
+                // createTempFile made it rw-------; give it the usual permissions of a written file
+                Files.setPosixFilePermissions(tmp,
+                        java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+            }
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE,
                     StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException | RuntimeException e) {

@@ -37,6 +37,18 @@ public final class AtomicFiles {
 
     private AtomicFiles() {}
 
+    /**
+     * Gives a finished temporary file (created 0600) the usual {@code rw-r--r--}, or a staging
+     * directory {@code rwxr-xr-x}, so outputs are readable like any file written normally. No-op
+     * on file systems without POSIX permissions.
+     */
+    public static void makeReadable(Path p) throws IOException {
+        if (Files.getFileStore(p).supportsFileAttributeView("posix")) {
+            Files.setPosixFilePermissions(p, java.nio.file.attribute.PosixFilePermissions.fromString(
+                    Files.isDirectory(p) ? "rwxr-xr-x" : "rw-r--r--"));
+        }
+    }
+
     /** Writes {@code bytes} to {@code target} atomically. */
     public static void write(Path target, byte[] bytes) throws IOException {
         write(target, out -> out.write(bytes), PLAIN);
@@ -78,6 +90,7 @@ public final class AtomicFiles {
                 out.flush();
                 ch.force(true);
             }
+            makeReadable(tmp);
             Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE,
                     StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException | RuntimeException | Error e) {

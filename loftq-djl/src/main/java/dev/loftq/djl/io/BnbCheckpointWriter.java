@@ -1,7 +1,6 @@
 package dev.loftq.djl.io;
 
 import dev.loftq.core.Checks;
-import dev.loftq.core.io.Safetensors;
 import dev.loftq.core.io.TensorData;
 import dev.loftq.core.tensor.PackOrder;
 import dev.loftq.core.tensor.TensorScope;
@@ -142,7 +141,7 @@ public final class BnbCheckpointWriter {
                 }
             }
         }
-        Safetensors.write(dir.resolve("model.safetensors"), all, METADATA);
+        SafetensorsStreamWriter.writeAll(dir.resolve("model.safetensors"), all, METADATA);
         AtomicFiles.writeString(dir.resolve("config.json"), configJson(baseConfig, quantization));
     }
 

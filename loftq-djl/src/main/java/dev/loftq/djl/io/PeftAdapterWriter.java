@@ -1,6 +1,5 @@
 package dev.loftq.djl.io;
 
-import dev.loftq.core.io.Safetensors;
 import dev.loftq.core.io.TensorData;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -58,6 +57,7 @@ public final class PeftAdapterWriter {
         Path staging = Files.createTempDirectory(parent, "." + target.getFileName() + ".");
         try {
             writeFiles(staging, adapter);
+            AtomicFiles.makeReadable(staging);
             Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException | RuntimeException e) {
             deleteTree(staging, e);
@@ -66,7 +66,8 @@ public final class PeftAdapterWriter {
     }
 
     private static void writeFiles(Path dir, PeftAdapter adapter) throws IOException {
-        Safetensors.write(dir.resolve(WEIGHTS), tensors(adapter), BnbCheckpointWriter.METADATA);
+        SafetensorsStreamWriter.writeAll(dir.resolve(WEIGHTS), tensors(adapter),
+                BnbCheckpointWriter.METADATA);
         AtomicFiles.writeString(dir.resolve(CONFIG), adapter.config().toJson());
     }
 
