@@ -9,4 +9,8 @@ mvn -B -ntp -q -DskipTests -pl benchmarks -am package dependency:build-classpath
     -Dmdep.outputFile=target/classpath.txt -Dmdep.includeScope=runtime
 cp="benchmarks/target/classes:$(cat benchmarks/target/classpath.txt)"
 shift
+# glibc malloc on transparent huge pages: PyTorch's CPU tensors come from malloc, and fresh
+# 64 MB matrices with 4 KiB pages spend most of their time in page faults (see RESULTS.md).
+# Set before the JVM starts, so it applies to every backend and baseline of a suite alike.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
 exec java -Xmx2g -Dai.djl.offline=true -cp "$cp" dev.loftq.bench.BenchMain "$suite" benchmarks/results "$@"

@@ -50,11 +50,7 @@ public final class HostKernels {
         if (x.length < n || out.length < n || scale.length < nb) {
             throw new IllegalArgumentException("encode: arrays too short");
         }
-        float[] t = table.thresholds();
-        int levels = 32 - Integer.numberOfLeadingZeros(t.length); // 2^levels - 1 >= t.length
-        float[] padded = new float[(1 << levels) - 1];
-        java.util.Arrays.fill(padded, Float.POSITIVE_INFINITY);
-        System.arraycopy(t, 0, padded, 0, t.length);
+        float[] padded = paddedThresholds(table);
         int[] c = table.codes();
         byte[] codes = new byte[padded.length + 1];
         for (int k = 0; k < codes.length; k++) {
@@ -62,7 +58,7 @@ public final class HostKernels {
         }
         byte nanCode = (byte) table.nanCode();
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
-        int top = 1 << (levels - 1);
+        int top = (padded.length + 1) >>> 1;
         Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
             int last = (to - 1) / blockSize;
             for (int b = from / blockSize; b <= last; b++) {
@@ -83,6 +79,20 @@ public final class HostKernels {
     }
 
     /**
+     * The table's thresholds padded with +Inf to 2^m - 1 entries, so that a branch-free binary
+     * search of m halvings (starting at (length + 1) / 2) counts the thresholds strictly below a
+     * value exactly as {@link BucketTable#encode} does.
+     */
+    private static float[] paddedThresholds(BucketTable table) {
+        float[] t = table.thresholds();
+        int levels = 32 - Integer.numberOfLeadingZeros(t.length); // 2^levels - 1 >= t.length
+        float[] padded = new float[(1 << levels) - 1];
+        java.util.Arrays.fill(padded, Float.POSITIVE_INFINITY);
+        System.arraycopy(t, 0, padded, 0, t.length);
+        return padded;
+    }
+
+    /**
      * Per block b: out[3b] = Σ x·t, out[3b+1] = Σ t², out[3b+2] = Σ x², with
      * t = values[table.encode(normalise(x, scale[b]))], accumulated in double (the
      * {@link TensorScope#blockCodebookFit} specification). Every code of {@code table} must index
@@ -94,11 +104,7 @@ public final class HostKernels {
         if (x.length < n || scale.length < nb || out.length < 3L * nb) {
             throw new IllegalArgumentException("blockCodebookFit: arrays too short");
         }
-        float[] t = table.thresholds();
-        int levels = 32 - Integer.numberOfLeadingZeros(t.length);
-        float[] padded = new float[(1 << levels) - 1];
-        java.util.Arrays.fill(padded, Float.POSITIVE_INFINITY);
-        System.arraycopy(t, 0, padded, 0, t.length);
+        float[] padded = paddedThresholds(table);
         int[] c = table.codes();
         float[] bucketValue = new float[padded.length + 1];
         for (int k = 0; k < bucketValue.length; k++) {
@@ -106,7 +112,7 @@ public final class HostKernels {
         }
         float nanValue = values[table.nanCode()];
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
-        int top = 1 << (levels - 1);
+        int top = (padded.length + 1) >>> 1;
         Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
             int last = (to - 1) / blockSize;
             for (int b = from / blockSize; b <= last; b++) {
