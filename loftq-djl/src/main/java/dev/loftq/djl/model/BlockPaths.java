@@ -1,12 +1,16 @@
 package dev.loftq.djl.model;
 
 import ai.djl.nn.Block;
+import ai.djl.nn.ParallelBlock;
+import ai.djl.nn.SequentialBlock;
 import ai.djl.util.Pair;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
@@ -25,12 +29,25 @@ public final class BlockPaths {
         return out;
     }
 
+    /**
+     * The children of a {@link SequentialBlock} or {@link ParallelBlock} (whose DJL keys are only
+     * class names), and of any block where two stripped keys would collide or contain a dot, are
+     * named by their 0-based position, as torch names the children of {@code nn.Sequential}.
+     */
     private static void walk(String path, Block block, Map<String, Block> out) {
         out.put(path, block);
         List<Pair<String, Block>> kids = new ArrayList<>();
         block.getChildren().forEach(kids::add);
-        for (int i = 0; i < kids.size(); i++) {
+        List<String> segments = new ArrayList<>();
+        Set<String> seen = new HashSet<>();
+        boolean byIndex = block instanceof SequentialBlock || block instanceof ParallelBlock;
+        for (int i = 0; i < kids.size() && !byIndex; i++) {
             String seg = segment(kids.get(i).getKey(), i);
+            byIndex = !seen.add(seg) || seg.contains(".");
+            segments.add(seg);
+        }
+        for (int i = 0; i < kids.size(); i++) {
+            String seg = byIndex ? Integer.toString(i) : segments.get(i);
             walk(path.isEmpty() ? seg : path + "." + seg, kids.get(i).getValue(), out);
         }
     }

@@ -4,6 +4,7 @@ import ai.djl.nn.AbstractBaseBlock;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.BlockList;
+import dev.loftq.djl.model.BlockPaths;
 import java.lang.reflect.Field;
 import java.lang.reflect.InaccessibleObjectException;
 import java.lang.reflect.Modifier;
@@ -68,7 +69,7 @@ public final class BlockRewriter {
         if (path == null || path.isEmpty()) {
             throw new IllegalArgumentException("path must name a child block, got the root (\"\")");
         }
-        Map<String, Block> tree = ModulePaths.byPath(root);
+        Map<String, Block> tree = BlockPaths.byPath(root);
         Block old = tree.get(path);
         if (old == null) {
             throw new IllegalArgumentException("no block at path " + path);

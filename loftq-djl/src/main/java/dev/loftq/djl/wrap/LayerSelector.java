@@ -9,7 +9,7 @@ import java.util.regex.Pattern;
 
 /**
  * Picks the layers to wrap by their dotted path in the block tree (as
- * {@link ModulePaths#byPath} names them, e.g.
+ * {@link BlockPaths#byPath} names them, e.g.
  * {@code encoder.layer.0.attention.self.query}) and, optionally, the block itself.
  *
  * <p>Forms: {@link #glob} ({@code *} = one path segment, {@code **} = any number of segments,

@@ -25,6 +25,7 @@ import dev.loftq.djl.io.PeftAdapter;
 import dev.loftq.djl.io.PeftAdapterConfig;
 import dev.loftq.djl.io.PeftAdapterReader;
 import dev.loftq.djl.io.PeftAdapterWriter;
+import dev.loftq.djl.model.BlockPaths;
 import dev.loftq.quant.quantizer.QuantizedTensor;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -55,7 +56,7 @@ import java.util.TreeSet;
  * {@link #load} rebuilds the wrapped model from both on a tree of the same architecture (freshly
  * built; its own values are replaced): the outputs are bit for bit those of the saved model.
  *
- * <p>Module paths are those of {@link ModulePaths}; for the BERT tree of
+ * <p>Module paths are those of {@link BlockPaths}; for the BERT tree of
  * {@link dev.loftq.djl.model} they are Hugging Face's, so peft and transformers load the files on
  * a {@code BertModel}. Stateless and thread-safe.
  */
@@ -139,7 +140,7 @@ public final class LoraCheckpoint {
             }
             wrappedBlocks.add(l.block());
         }
-        for (Map.Entry<String, Block> e : ModulePaths.byPath(lora.root()).entrySet()) {
+        for (Map.Entry<String, Block> e : BlockPaths.byPath(lora.root()).entrySet()) {
             if (wrappedBlocks.contains(e.getValue())) {
                 continue;
             }
@@ -190,7 +191,7 @@ public final class LoraCheckpoint {
                         + missing + ", adapters without a 4-bit module " + extra);
             }
             SafetensorsFile file = Safetensors.read(weightsFile);
-            Map<String, Block> tree = ModulePaths.byPath(root);
+            Map<String, Block> tree = BlockPaths.byPath(root);
             Map<String, QuantizedLoraLinear> built = new LinkedHashMap<>();
             for (Map.Entry<String, Bnb4bitWeight> e : quantized.entrySet()) {
                 String path = e.getKey();

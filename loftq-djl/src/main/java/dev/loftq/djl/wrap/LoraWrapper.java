@@ -10,6 +10,7 @@ import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.block.QuantizedLoraLinear;
+import dev.loftq.djl.model.BlockPaths;
 import dev.loftq.quant.quantizer.Quantizer;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -37,7 +38,7 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p><b>What it replaces.</b> Blocks of class exactly {@code ai.djl.nn.core.Linear} whose path
- * (as {@link ModulePaths#byPath} names it) the selector accepts, with initialized parameters. The
+ * (as {@link BlockPaths#byPath} names it) the selector accepts, with initialized parameters. The
  * tree is rewritten by {@link BlockRewriter} (children list and the fields forward uses), which
  * covers {@code SequentialBlock}/{@code ParallelBlock} trees, custom blocks holding their Linear
  * children in fields, and DJL's {@code ai.djl.nn.transformer} blocks; a place it cannot rewrite is
@@ -105,7 +106,7 @@ public final class LoraWrapper {
      */
     public LoraModel wrap(Block root) {
         Checks.notNull("root", root);
-        Map<String, Block> tree = ModulePaths.byPath(root);
+        Map<String, Block> tree = BlockPaths.byPath(root);
         Map<String, Linear> selected = new LinkedHashMap<>();
         List<String> linearPaths = new ArrayList<>();
         for (Map.Entry<String, Block> e : tree.entrySet()) {

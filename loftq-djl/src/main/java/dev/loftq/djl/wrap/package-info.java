@@ -20,7 +20,7 @@
  * }</pre>
  *
  * <ul>
- *   <li>{@link dev.loftq.djl.wrap.ModulePaths}: torch-style module paths of any tree (children
+ *   <li>{@link dev.loftq.djl.model.BlockPaths}: torch-style module paths of any tree (children
  *       of {@code SequentialBlock}/{@code ParallelBlock} by index).</li>
  *   <li>{@link dev.loftq.djl.wrap.LayerSelector}: glob, regex, peft {@code target_modules},
  *       predicate.</li>

@@ -16,6 +16,7 @@ import dev.loftq.core.io.Safetensors;
 import dev.loftq.core.io.SafetensorsFile;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.block.QuantizedLoraLinear;
+import dev.loftq.djl.model.BlockPaths;
 import dev.loftq.quant.quantizer.CodebookQuantizer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -89,7 +90,7 @@ class LoraCheckpointTest {
             assertFalse(java.util.Arrays.equals(expected, TestTrees.run(fresh, m, x).toFloatArray()));
             try (LoraModel loaded = LoraCheckpoint.load(backend, fresh, backbone, adapter)) {
                 assertEquals(java.util.List.of("2.0", "2.1"), loaded.paths());
-                assertTrue(ModulePaths.byPath(fresh).get("2.1") instanceof QuantizedLoraLinear);
+                assertTrue(BlockPaths.byPath(fresh).get("2.1") instanceof QuantizedLoraLinear);
                 assertEquals(2f, loaded.layer("2.1").scaling()); // rank_pattern 2, alpha_pattern 4
                 assertArrayEquals(expected, TestTrees.run(fresh, m, x).toFloatArray(), 0f);
                 for (Parameter p : fresh.getParameters().values()) {
@@ -119,12 +120,12 @@ class LoraCheckpointTest {
                     java.util.List.of(TestTrees.linear(32), TestTrees.linear(32))));
             other.add(TestTrees.linear(8));
             other.initialize(m, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(1, 16));
-            Map<String, Block> before = ModulePaths.byPath(other);
+            Map<String, Block> before = BlockPaths.byPath(other);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> LoraCheckpoint.load(backend, other, backbone, adapter));
             assertTrue(e.getMessage().contains("module 2.0: the checkpoint's weight is [32, 64] but "
                     + "the model's Linear has weight (32, 48)"), e.getMessage());
-            Map<String, Block> after = ModulePaths.byPath(other);
+            Map<String, Block> after = BlockPaths.byPath(other);
             before.forEach((p, blk) -> assertTrue(blk == after.get(p), p));
 
             // an adapter whose module set differs from the backbone's

@@ -14,6 +14,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.block.QuantizedLoraLinear;
+import dev.loftq.djl.model.BlockPaths;
 import dev.loftq.quant.quantizer.CodebookQuantizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -56,10 +57,10 @@ class LoraWrapperTest {
     private static LoraModel wrapAndCheck(Block root, LoraWrapper wrapper, NDManager m, NDArray x,
             int expectedLayers) {
         NDArray before = TestTrees.run(root, m, x);
-        Map<String, Block> tree = ModulePaths.byPath(root);
+        Map<String, Block> tree = BlockPaths.byPath(root);
         LoraModel lora = wrapper.wrap(root);
         assertEquals(expectedLayers, lora.layers().size(), lora.report());
-        Map<String, Block> after = ModulePaths.byPath(root);
+        Map<String, Block> after = BlockPaths.byPath(root);
         for (WrappedLayer l : lora.layers()) {
             assertSame(l.block(), after.get(l.path()), l.path());
             Block old = tree.get(l.path());
@@ -145,12 +146,12 @@ class LoraWrapperTest {
             try (LoraModel lora = nf4(LayerSelector.allLinear(), 4).build().wrap(net)) {
                 NDArray y = TestTrees.run(net, m, x);
                 lora.merge(m);
-                Block merged = ModulePaths.byPath(net).get("2.0");
+                Block merged = BlockPaths.byPath(net).get("2.0");
                 assertEquals(Linear.class, merged.getClass());
                 NDArray ym = TestTrees.run(net, m, x);
                 assertTrue(relative(ym, y) < 1e-5, "merged output differs: " + relative(ym, y));
                 lora.unmerge();
-                assertSame(lora.layer("2.0").block(), ModulePaths.byPath(net).get("2.0"));
+                assertSame(lora.layer("2.0").block(), BlockPaths.byPath(net).get("2.0"));
             }
         }
     }
@@ -170,7 +171,7 @@ class LoraWrapperTest {
     void nonLinearTargetAndTooLargeRankNameThePathAndLeaveTheTreeAlone() {
         try (NDManager m = manager.newSubManager()) {
             Block net = TestTrees.sequentialParallel(m);
-            Map<String, Block> before = ModulePaths.byPath(net);
+            Map<String, Block> before = BlockPaths.byPath(net);
             IllegalArgumentException notLinear = assertThrows(IllegalArgumentException.class,
                     () -> nf4(LayerSelector.glob("2", "2.0"), 4).build().wrap(net));
             assertTrue(notLinear.getMessage().contains("target 2 is a ai.djl.nn.ParallelBlock"),
@@ -179,7 +180,7 @@ class LoraWrapperTest {
                     () -> nf4(LayerSelector.allLinear(), 9).build().wrap(net));
             assertTrue(rank.getMessage().contains("3: rank must be in [1, min(out, in) = 8] for a "
                     + "Linear of weight [8, 64], got 9"), rank.getMessage());
-            Map<String, Block> after = ModulePaths.byPath(net);
+            Map<String, Block> after = BlockPaths.byPath(net);
             assertEquals(before.keySet(), after.keySet());
             before.forEach((p, b) -> assertSame(b, after.get(p), p));
         }
@@ -201,14 +202,14 @@ class LoraWrapperTest {
         try (NDManager m = manager.newSubManager()) {
             LambdaHolder h = new LambdaHolder(8);
             h.initialize(m, ai.djl.ndarray.types.DataType.FLOAT32, new Shape(1, 2, 8));
-            Block query = ModulePaths.byPath(h).get("query");
+            Block query = BlockPaths.byPath(h).get("query");
             int live = backend.liveArrayCount();
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> nf4(LayerSelector.glob("key", "query"), 2).build().wrap(h));
             assertTrue(e.getMessage().contains("cannot rewrite query")
                     && e.getMessage().contains("captured"), e.getMessage());
-            assertSame(query, ModulePaths.byPath(h).get("query"));
-            assertTrue(ModulePaths.byPath(h).get("key").getClass() == Linear.class);
+            assertSame(query, BlockPaths.byPath(h).get("query"));
+            assertTrue(BlockPaths.byPath(h).get("key").getClass() == Linear.class);
             assertEquals(live, backend.liveArrayCount());
         }
     }
@@ -230,7 +231,7 @@ class LoraWrapperTest {
                     () -> nf4(LayerSelector.glob("value"), 2).build().wrap(h));
             assertTrue(e.getMessage().contains("cannot rewrite value")
                     && e.getMessage().contains("immutable collection"), e.getMessage());
-            assertNotSame(QuantizedLoraLinear.class, ModulePaths.byPath(h).get("value").getClass());
+            assertNotSame(QuantizedLoraLinear.class, BlockPaths.byPath(h).get("value").getClass());
         }
     }
 

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.block.QuantizedLoraLinear;
+import dev.loftq.djl.model.BlockPaths;
 import dev.loftq.djl.model.MiniLmModel;
 import dev.loftq.quant.quantizer.CodebookQuantizer;
 import java.util.List;
@@ -28,7 +29,7 @@ class MiniLmWrapTest {
                 assertEquals(12, lora.layers().size(), lora.report());
                 assertEquals("encoder.layer.0.attention.self.query", lora.paths().get(0));
                 for (WrappedLayer l : lora.layers()) {
-                    assertTrue(ModulePaths.byPath(model.block()).get(l.path())
+                    assertTrue(BlockPaths.byPath(model.block()).get(l.path())
                             instanceof QuantizedLoraLinear, l.path());
                     assertTrue(l.initialError() > 0.02 && l.initialError() < 0.12, l.toString());
                 }
