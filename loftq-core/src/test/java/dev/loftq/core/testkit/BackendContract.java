@@ -1354,47 +1354,6 @@ public abstract class BackendContract {
         }
     }
 
-    /** A tensor of no real backend. */
-    private static final class ForeignTensor implements Tensor {
-        private static final Backend FOREIGN = new Backend() {
-            @Override
-            public String name() {
-                return "foreign";
-            }
-
-            @Override
-            public String device() {
-                return "nowhere";
-            }
-
-            @Override
-            public TensorScope newScope() {
-                throw new UnsupportedOperationException(
-                        "newScope: the foreign test backend has no scopes");
-            }
-        };
-
-        @Override
-        public int[] shape() {
-            return new int[] {2, 2};
-        }
-
-        @Override
-        public DType dtype() {
-            return DType.FLOAT32;
-        }
-
-        @Override
-        public Backend backend() {
-            return FOREIGN;
-        }
-
-        @Override
-        public boolean isAlive() {
-            return true;
-        }
-    }
-
     // ==== bad input: exception type and message ===============================================
 
     /** Asserts that {@code call} throws {@code type} whose message contains every part. */

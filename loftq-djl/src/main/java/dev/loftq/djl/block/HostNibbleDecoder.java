@@ -63,7 +63,7 @@ final class HostNibbleDecoder {
     /** deq(Q) as a FLOAT32 tensor of Q's shape, owned by {@code scope}. */
     Tensor dequantize(TensorScope scope) {
         float[] out = new float[numel];
-        decode(out);
+        decode(java.nio.FloatBuffer.wrap(out));
         return scope.fromHost(out, shape);
     }
 
@@ -97,31 +97,6 @@ final class HostNibbleDecoder {
                 }
                 if (i < end) {
                     out.put(i, lut[(packed[i >>> 1] >>> hiShift) & 15] * s);
-                }
-            }
-        });
-    }
-
-    /** Fills {@code out[0, numel)}. */
-    void decode(float[] out) {
-        float[] lut = new float[16];
-        System.arraycopy(table, 0, lut, 0, Math.min(16, table.length));
-        int hiShift = msbFirst ? 4 : 0;
-        int loShift = msbFirst ? 0 : 4;
-        Parallel.forRange(numel, GRAIN, blockSize, (from, to) -> {
-            int last = (to - 1) / blockSize;
-            for (int b = from / blockSize; b <= last; b++) {
-                int o = b * blockSize;
-                int end = Math.min(o + blockSize, to);
-                float s = scales[b];
-                int i = o;
-                for (; i + 1 < end; i += 2) {
-                    int p = packed[i >>> 1];
-                    out[i] = lut[(p >>> hiShift) & 15] * s;
-                    out[i + 1] = lut[(p >>> loShift) & 15] * s;
-                }
-                if (i < end) {
-                    out[i] = lut[(packed[i >>> 1] >>> hiShift) & 15] * s;
                 }
             }
         });

@@ -20,6 +20,7 @@ import dev.loftq.core.tensor.PackOrder;
 import dev.loftq.core.tensor.ScaleMode;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
+import dev.loftq.core.testkit.ForeignTensor;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
@@ -300,7 +301,7 @@ class DjlBackendLifecycleTest {
         try (TensorScope s = backend.newScope(); DjlBackend other = DjlBackend.cpu();
                 TensorScope os = other.newScope()) {
             Tensor mine = s.fromHost(new float[] {1f, 2f, 3f, 4f}, 2, 2);
-            Tensor foreign = Oracles.foreignTensor();
+            Tensor foreign = new ForeignTensor();
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> s.add(mine, foreign));
             assertTrue(e.getMessage().startsWith("add: b") && e.getMessage().contains("'foreign'"),

@@ -3,15 +3,11 @@ package dev.loftq.djl.backend;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.loftq.core.tensor.Backend;
-import dev.loftq.core.tensor.DType;
 import dev.loftq.core.tensor.Shapes;
-import dev.loftq.core.tensor.Tensor;
-import dev.loftq.core.tensor.TensorScope;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
-/** Plain-loop oracles, test data with special values, and a foreign backend's tensor. */
+/** Plain-loop oracles and test data with special values. */
 final class Oracles {
     private Oracles() {}
 
@@ -154,46 +150,5 @@ final class Oracles {
 
     static String shape(int[] s) {
         return Arrays.toString(s);
-    }
-
-    /** A tensor of some other backend, for the "tensors of two backends" checks. */
-    static Tensor foreignTensor() {
-        Backend other = new Backend() {
-            @Override
-            public String name() {
-                return "foreign";
-            }
-
-            @Override
-            public String device() {
-                return "cpu";
-            }
-
-            @Override
-            public TensorScope newScope() {
-                throw new UnsupportedOperationException("test stub: foreign backend has no scopes");
-            }
-        };
-        return new Tensor() {
-            @Override
-            public int[] shape() {
-                return new int[] {2, 2};
-            }
-
-            @Override
-            public DType dtype() {
-                return DType.FLOAT32;
-            }
-
-            @Override
-            public Backend backend() {
-                return other;
-            }
-
-            @Override
-            public boolean isAlive() {
-                return true;
-            }
-        };
     }
 }
