@@ -24,6 +24,7 @@ import dev.loftq.djl.io.SafetensorsCheckpoint;
 import dev.loftq.djl.io.SafetensorsStreamWriter;
 import dev.loftq.quant.loftq.Loftq;
 import dev.loftq.quant.loftq.LoftqConfig;
+import dev.loftq.quant.loftq.LoftqPolicy;
 import dev.loftq.quant.loftq.LoftqResult;
 import dev.loftq.quant.quantizer.CodebookQuantizer;
 import dev.loftq.quant.quantizer.QuantizedTensor;
@@ -73,7 +74,7 @@ import org.slf4j.LoggerFactory;
  * <p><b>Targets.</b> A tensor {@code <module>.weight} is a target when it is 2-D floating point
  * (F32, F16, BF16) and the module path equals a target name or ends with {@code "." + name}
  * (peft's rule); defaults {@link #DEFAULT_TARGETS}. Bits and rank come from the
- * {@link MixedPrecisionPolicy}. Each layer runs {@link Loftq#initialize} with
+ * {@link LoftqPolicy}. Each layer runs {@link Loftq#initialize} with
  * {@link LoftqConfig}'s defaults (fast low-rank mode, keep-best, MSE-optimal scales) and the
  * given rank, T, alpha, rsLoRA and seed; a {@link LayerCallback} may roll a layer back.
  *
@@ -114,6 +115,7 @@ public final class CheckpointQuantizer {
     }
 
     private static final Logger LOG = LoggerFactory.getLogger(CheckpointQuantizer.class);
+    private static final CodebookQuantizer BNB_NF4 = CodebookQuantizer.bitsandbytesNf4DoubleQuant();
     private static final String RUN_FILE = "run.json";
     private static final String LORA_A = "lora_A";
     private static final String LORA_B = "lora_B";
@@ -138,7 +140,15 @@ public final class CheckpointQuantizer {
     }
 
     /** One target layer's plan. */
-    private record Target(String module, String tensor, TensorInfo info, int bits, int rank) {
+    private record Target(String module, String tensor, TensorInfo info, LoftqConfig config) {
+        int bits() {
+            return config.quantizer().bits();
+        }
+
+        int rank() {
+            return config.rank();
+        }
+
         long bytes() {
             return info.byteLength();
         }
@@ -203,6 +213,9 @@ public final class CheckpointQuantizer {
     private record Processed(Map<String, LayerReport> reports, int resumed) {}
 
     private List<Target> plan(SafetensorsCheckpoint ckpt) {
+        LoftqConfig base = LoftqConfig.builder(LoftqPolicy.quantizerForBits(b.bits)).rank(b.rank)
+                .iterations(b.iterations).loraAlpha(b.alpha()).rsLora(b.rsLora).seed(b.seed)
+                .build();
         List<Target> out = new ArrayList<>();
         for (String name : ckpt.names()) {
             if (!name.endsWith(".weight")) {
@@ -215,8 +228,14 @@ public final class CheckpointQuantizer {
             if (info.shape().length != 2 || !floating || !isTarget(module)) {
                 continue;
             }
-            int bits = b.mixed.bitsFor(module, b.bits);
-            int rank = b.mixed.rankFor(module, b.rank);
+            LoftqConfig config = b.mixed.configFor(module, base);
+            int bits = config.quantizer().bits();
+            int rank = config.rank();
+            if (bits == 4 && !config.quantizer().equals(BNB_NF4)) {
+                throw new IllegalArgumentException("module " + module + ": 4-bit layers are "
+                        + "stored in bitsandbytes NF4 format, which needs quantizer "
+                        + BNB_NF4.description() + ", got " + config.quantizer().description());
+            }
             int[] s = info.shape();
             if (rank > Math.min(s[0], s[1])) {
                 throw new IllegalArgumentException("rank must be in [1, " + Math.min(s[0], s[1])
@@ -228,7 +247,7 @@ public final class CheckpointQuantizer {
                         + " has a size that is not a multiple of 64, which " + bits
                         + "-bit LoftQ (native NF" + bits + ") requires; use 4 bits for it");
             }
-            out.add(new Target(module, name, info, bits, rank));
+            out.add(new Target(module, name, info, config));
         }
         if (out.isEmpty()) {
             List<String> seen = new ArrayList<>();
@@ -432,17 +451,14 @@ public final class CheckpointQuantizer {
                     + "); LoftQ needs finite weights");
         }
         int[] shape = t.info.shape();
-        CodebookQuantizer quantizer = t.bits == 4 ? CodebookQuantizer.bitsandbytesNf4DoubleQuant()
-                : CodebookQuantizer.loftqNormalFloat(t.bits);
-        LoftqConfig config = LoftqConfig.builder(quantizer).rank(t.rank).iterations(b.iterations)
-                .loraAlpha(b.alpha()).rsLora(b.rsLora).seed(b.seed).build();
+        LoftqConfig config = t.config();
         Map<String, TensorData> result = new LinkedHashMap<>();
         LayerReport report;
         try (TensorScope scope = b.backend.newScope()) {
             Tensor weight = scope.fromHost(w, shape);
             w = null; // let the host copy go while LoftQ runs
             LoftqResult r = Loftq.initialize(scope, weight, t.tensor, config);
-            LayerOutcome outcome = new LayerOutcome(t.module, shape, t.bits, t.rank,
+            LayerOutcome outcome = new LayerOutcome(t.module, shape, t.bits(), t.rank(),
                     r.qloraError(), r.errors(), r.returnedStep());
             boolean accepted = b.callback.accept(outcome);
             QuantizedTensor q;
@@ -451,11 +467,11 @@ public final class CheckpointQuantizer {
                 q = r.quantized();
                 lora = LoraWeights.of(scope, r.loraA(), r.loraB());
             } else {
-                q = quantizer.quantize(scope, weight, t.tensor);
+                q = config.quantizer().quantize(scope, weight, t.tensor);
                 lora = qloraInit(t, shape);
             }
             String storage;
-            if (t.bits == 4) {
+            if (t.bits() == 4) {
                 result.putAll(BnbCheckpointWriter.tensors(scope,
                         new Bnb4bitWeight(t.module, q, t.torchDtype())));
                 storage = "bnb-nf4";
@@ -465,17 +481,18 @@ public final class CheckpointQuantizer {
                         .order(ByteOrder.LITTLE_ENDIAN);
                 FloatConversions.encode(t.info.dtype(), deq, 0, deq.length, bytes);
                 result.put(t.tensor, TensorData.wrap(t.info.dtype(), bytes.flip(), shape));
-                storage = "dequantized-nf" + t.bits;
+                storage = "dequantized-" + (config.quantizer() instanceof CodebookQuantizer c
+                        ? c.codebook().name() : t.bits() + "bit");
             }
             result.put(LORA_A, lora.loraA());
             result.put(LORA_B, lora.loraB());
-            report = new LayerReport(t.module, shape, t.torchDtype(), t.bits, t.rank, storage,
+            report = new LayerReport(t.module, shape, t.torchDtype(), t.bits(), t.rank(), storage,
                     r.qloraError(), r.errors(), r.returnedStep(), accepted);
         }
         SafetensorsStreamWriter.writeAll(work.resolve(workFileName(t.module)), result,
                 Map.of("report", PythonJson.dumps(report.toMap())));
-        LOG.debug("{}: {} bits, rank {}, error {} (QLoRA {}), accepted {}", t.module, t.bits,
-                t.rank, report.error(), report.qloraError(), report.accepted());
+        LOG.debug("{}: {} bits, rank {}, error {} (QLoRA {}), accepted {}", t.module, t.bits(),
+                t.rank(), report.error(), report.qloraError(), report.accepted());
         return report;
     }
 
@@ -485,12 +502,12 @@ public final class CheckpointQuantizer {
         int in = shape[1];
         SplittableRandom rnd = new SplittableRandom(b.seed * 31 + t.module.hashCode());
         float bound = (float) (1 / Math.sqrt(in));
-        float[] a = new float[t.rank * in];
+        float[] a = new float[t.rank() * in];
         for (int i = 0; i < a.length; i++) {
             a[i] = (float) ((rnd.nextDouble() * 2 - 1) * bound);
         }
-        return new LoraWeights(TensorData.ofFloats(a, t.rank, in),
-                TensorData.ofFloats(new float[out * t.rank], out, t.rank));
+        return new LoraWeights(TensorData.ofFloats(a, t.rank(), in),
+                TensorData.ofFloats(new float[out * t.rank()], out, t.rank()));
     }
 
     /** Writes the shards, index, config, other files, adapter and report; returns bytes written. */
@@ -566,7 +583,7 @@ public final class CheckpointQuantizer {
         }
         boolean fromDirectory = Files.isDirectory(b.model);
         Map<String, Object> config = fromDirectory ? readConfig(modelDir) : null;
-        boolean any4 = targets.stream().anyMatch(t -> t.bits == 4);
+        boolean any4 = targets.stream().anyMatch(t -> t.bits() == 4);
         if (config != null || any4) {
             Map<String, Object> base = config == null ? new LinkedHashMap<>() : config;
             Path p = out.resolve("config.json");
@@ -586,8 +603,8 @@ public final class CheckpointQuantizer {
                 .targetModules(matchedTargetNames(targets)).useRslora(b.rsLora)
                 .baseModelNameOrPath("..").taskType(taskType(config));
         for (Target t : targets) {
-            if (t.rank != b.rank) {
-                ab.rankPattern(t.module, t.rank);
+            if (t.rank() != b.rank) {
+                ab.rankPattern(t.module, t.rank());
             }
         }
         Path adapterDir = out.resolve(ADAPTER_DIR);
@@ -659,14 +676,14 @@ public final class CheckpointQuantizer {
     }
 
     private static String computeDtype(List<Target> targets) {
-        return targets.stream().filter(t -> t.bits == 4).findFirst().get().torchDtype();
+        return targets.stream().filter(t -> t.bits() == 4).findFirst().get().torchDtype();
     }
 
     /** Modules of every 2-D floating weight that is not a 4-bit target: loaded unquantized. */
     private static List<String> skipModules(SafetensorsCheckpoint ckpt, List<Target> targets) {
         TreeSet<String> four = new TreeSet<>();
         for (Target t : targets) {
-            if (t.bits == 4) {
+            if (t.bits() == 4) {
                 four.add(t.tensor);
             }
         }
@@ -760,7 +777,7 @@ public final class CheckpointQuantizer {
         private boolean rsLora;
         private long seed;
         private List<String> targets = DEFAULT_TARGETS;
-        private MixedPrecisionPolicy mixed = MixedPrecisionPolicy.NONE;
+        private LoftqPolicy mixed = LoftqPolicy.UNIFORM;
         private Backend backend;
         private int threads = 1;
         private long memoryBudget = 3L << 30;
@@ -820,8 +837,12 @@ public final class CheckpointQuantizer {
             return this;
         }
 
-        /** Per-module bits and rank. Default none. */
-        public Builder mixed(MixedPrecisionPolicy mixed) {
+        /**
+         * Per-module quantizer and rank (e.g. {@code LoftqPolicy.parse("layers\\.[0-3]\\.=4,.*=2")}).
+         * 4-bit rules must use bitsandbytes NF4 with double quantization, the format the backbone
+         * is stored in; 2- and 3-bit layers are stored dequantized. Default: uniform.
+         */
+        public Builder mixed(LoftqPolicy mixed) {
             this.mixed = Checks.notNull("mixed", mixed);
             return this;
         }

@@ -5,7 +5,7 @@ import dev.loftq.core.tensor.Backend;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.checkpoint.CheckpointQuantizer;
 import dev.loftq.djl.checkpoint.LayerReport;
-import dev.loftq.djl.checkpoint.MixedPrecisionPolicy;
+import dev.loftq.quant.loftq.LoftqPolicy;
 import dev.loftq.djl.checkpoint.ProgressListener;
 import dev.loftq.djl.checkpoint.QuantizationResult;
 import java.io.PrintWriter;
@@ -112,7 +112,7 @@ final class QuantizeCommand implements Callable<Integer> {
             b.targets(targets);
         }
         if (mixed != null) {
-            b.mixed(MixedPrecisionPolicy.parse(mixed));
+            b.mixed(LoftqPolicy.parse(mixed));
         }
         Progress progress = new Progress(err, !noProgress);
         QuantizationResult r;

@@ -11,6 +11,7 @@ import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.block.QuantizedLoraLinear;
 import dev.loftq.djl.model.BlockPaths;
+import dev.loftq.quant.loftq.LoftqPolicy;
 import dev.loftq.quant.quantizer.Quantizer;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -62,6 +63,7 @@ public final class LoraWrapper {
     private final LayerSelector targets;
     private final LoraSpec spec;
     private final List<Map.Entry<LayerSelector, LoraSpec>> rules;
+    private final LoftqPolicy policy;
     private final LoraInitializer initializer;
     private final float dropout;
     private final boolean cacheDequantized;
@@ -72,6 +74,7 @@ public final class LoraWrapper {
         this.targets = b.targets;
         this.spec = b.spec;
         this.rules = List.copyOf(b.rules);
+        this.policy = b.policy;
         this.initializer = b.initializer;
         this.dropout = b.dropout;
         this.cacheDequantized = b.cacheDequantized;
@@ -83,14 +86,18 @@ public final class LoraWrapper {
         return new Builder(backend);
     }
 
-    /** The spec for the layer at {@code path}: the first matching rule's, else the default. */
+    /**
+     * The spec for the layer at {@code path}: the first matching rule's; else the default with the
+     * quantizer and rank of the policy's first rule found in the path; else the default.
+     */
     public LoraSpec specFor(String path, Block block) {
         for (Map.Entry<LayerSelector, LoraSpec> r : rules) {
             if (r.getKey().matches(path, block)) {
                 return r.getValue();
             }
         }
-        return spec;
+        return policy.ruleFor(path).map(r -> new LoraSpec(r.quantizer().orElse(spec.quantizer()),
+                r.rank().orElse(spec.rank()), spec.alpha(), spec.rsLora())).orElse(spec);
     }
 
     /**
@@ -235,6 +242,7 @@ public final class LoraWrapper {
         private LayerSelector targets;
         private LoraSpec spec;
         private final List<Map.Entry<LayerSelector, LoraSpec>> rules = new ArrayList<>();
+        private LoftqPolicy policy = LoftqPolicy.UNIFORM;
         private LoraInitializer initializer = LoraInitializer.qlora(0L);
         private float dropout;
         private boolean cacheDequantized;
@@ -265,6 +273,17 @@ public final class LoraWrapper {
         public Builder rule(LayerSelector selector, LoraSpec layerSpec) {
             rules.add(Map.entry(Checks.notNull("selector", selector),
                     Checks.notNull("layerSpec", layerSpec)));
+            return this;
+        }
+
+        /**
+         * Mixed precision by layer path, the same policy checkpoints use (e.g.
+         * {@code LoftqPolicy.firstLayers(2, 4, 2)}): layers no {@link #rule} matches take the
+         * quantizer and rank of the policy's first rule found in their path, keeping the default
+         * spec's alpha and rsLoRA. Default: uniform.
+         */
+        public Builder optPolicy(LoftqPolicy policy) {
+            this.policy = Checks.notNull("policy", policy);
             return this;
         }
 

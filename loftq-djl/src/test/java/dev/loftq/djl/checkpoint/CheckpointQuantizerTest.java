@@ -19,6 +19,7 @@ import dev.loftq.djl.io.PeftAdapter;
 import dev.loftq.djl.io.PeftAdapterReader;
 import dev.loftq.djl.io.PythonJson;
 import dev.loftq.djl.io.SafetensorsCheckpoint;
+import dev.loftq.quant.loftq.LoftqPolicy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -109,7 +110,7 @@ class CheckpointQuantizerTest {
         Path model = TinyLlama.write(tmp.resolve("model"), 2);
         Path out = tmp.resolve("out");
         QuantizationResult r = CheckpointQuantizer.builder(model, out).rank(4).iterations(2)
-                .mixed(MixedPrecisionPolicy.parse("layers\\.0\\.=4,.*=2:8"))
+                .mixed(LoftqPolicy.parse("layers\\.0\\.=4,.*=2:8"))
                 .callback(o -> !o.module().endsWith("v_proj")).backend(BACKEND).build().run();
         List<String> rolledBack = new ArrayList<>();
         for (LayerReport l : r.layers()) {

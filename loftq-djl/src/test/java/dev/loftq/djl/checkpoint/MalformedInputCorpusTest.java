@@ -9,6 +9,8 @@ import dev.loftq.core.io.SafetensorsFormatException;
 import dev.loftq.djl.io.CheckpointFormatException;
 import dev.loftq.djl.io.FloatConversions;
 import dev.loftq.djl.io.SafetensorsStreamWriter;
+import dev.loftq.quant.loftq.LoftqPolicy;
+import dev.loftq.quant.quantizer.CodebookQuantizer;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -186,8 +188,13 @@ class MalformedInputCorpusTest {
                 "targets [gate_proj, dense] match no 2-D floating point weight in",
                 "l.k_proj, l.q_proj"));
         c.add(valid("rank above min(out, in)", (m, o) -> CheckpointQuantizer.builder(m, o)
-                .mixed(MixedPrecisionPolicy.parse("k_proj=4:65")), IllegalArgumentException.class,
+                .mixed(LoftqPolicy.parse("k_proj=4:65")), IllegalArgumentException.class,
                 "rank must be in [1, 64] for tensor l.k_proj.weight [64, 64]", "got 65"));
+        c.add(valid("4-bit rule with a quantizer bitsandbytes cannot store", (m, o) ->
+                CheckpointQuantizer.builder(m, o).mixed(LoftqPolicy.builder()
+                        .rule("q_proj", CodebookQuantizer.bitsandbytesFp4()).build()),
+                IllegalArgumentException.class, "module l.q_proj: 4-bit layers are stored in "
+                + "bitsandbytes NF4 format", "got bitsandbytes FP4"));
         c.add(valid("missing model directory", (m, o) -> CheckpointQuantizer.builder(
                 m.resolve("nope"), o), NoSuchFileException.class, "nope"));
         c.add(valid("output equal to the model directory", (m, o) ->

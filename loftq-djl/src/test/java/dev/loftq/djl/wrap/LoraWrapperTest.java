@@ -15,6 +15,7 @@ import ai.djl.nn.core.Linear;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.block.QuantizedLoraLinear;
 import dev.loftq.djl.model.BlockPaths;
+import dev.loftq.quant.loftq.LoftqPolicy;
 import dev.loftq.quant.quantizer.CodebookQuantizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -134,6 +135,27 @@ class LoraWrapperTest {
                 // QLoRA: B = 0
                 assertEquals(0f, first.block().loraB().getArray().abs().sum().getFloat());
                 assertTrue(mid.initialError() > first.initialError());
+            }
+        }
+    }
+
+    @Test
+    void explicitRulesComeBeforeThePolicyAndThePolicyBeforeTheDefault() {
+        try (NDManager m = manager.newSubManager()) {
+            Block net = TestTrees.sequentialParallel(m);
+            LoraWrapper w = LoraWrapper.builder(backend).setTargets(LayerSelector.allLinear())
+                    .setSpec(CodebookQuantizer.bitsandbytesNf4(), 4, 8)
+                    .rule(LayerSelector.glob("2.0"),
+                            new LoraSpec(CodebookQuantizer.loftqNormalFloat(3), 3, 3, false))
+                    .optPolicy(LoftqPolicy.parse("^2\\.=2:2"))
+                    .optInitializer(LoraInitializer.qlora(1L)).build();
+            try (LoraModel lora = w.wrap(net)) {
+                assertEquals(3, lora.layer("2.0").bits());
+                assertEquals(2, lora.layer("2.1").bits());
+                assertEquals(2, lora.layer("2.1").rank());
+                assertEquals(4f, lora.layer("2.1").scaling()); // the default alpha 8, over rank 2
+                assertEquals(4, lora.layer("0").bits());
+                assertEquals(4, lora.layer("0").rank());
             }
         }
     }

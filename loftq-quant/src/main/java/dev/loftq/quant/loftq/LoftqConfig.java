@@ -114,7 +114,7 @@ public final class LoftqConfig {
 
     /** Builder: {@code build()} validates every field. */
     public static final class Builder {
-        private final Quantizer quantizer;
+        private Quantizer quantizer;
         private int rank = 16;
         private int iterations = 5;
         private float loraAlpha = Float.NaN; // NaN: equal to the rank
@@ -126,6 +126,12 @@ public final class LoftqConfig {
 
         private Builder(Quantizer quantizer) {
             this.quantizer = Checks.notNull("quantizer", quantizer);
+        }
+
+        /** The quantizer of the backbone. */
+        public Builder quantizer(Quantizer quantizer) {
+            this.quantizer = Checks.notNull("quantizer", quantizer);
+            return this;
         }
 
         /** LoRA rank r in [1, 4096]; at most min(out, in) of the weight. Default 16. */
