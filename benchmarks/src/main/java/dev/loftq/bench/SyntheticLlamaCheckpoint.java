@@ -1,9 +1,9 @@
 package dev.loftq.bench;
 
+import dev.loftq.core.io.FloatConversions;
 import dev.loftq.core.io.SafetensorsDType;
 import dev.loftq.core.io.SafetensorsHeader.TensorSpec;
 import dev.loftq.djl.io.AtomicFiles;
-import dev.loftq.djl.io.FloatConversions;
 import dev.loftq.djl.io.PythonJson;
 import dev.loftq.djl.io.SafetensorsCheckpoint;
 import dev.loftq.djl.io.SafetensorsStreamWriter;

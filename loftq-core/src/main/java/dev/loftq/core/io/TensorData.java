@@ -145,21 +145,11 @@ public final class TensorData {
      */
     public float[] floats() {
         float[] out = new float[numel()];
-        ByteBuffer b = bytes.duplicate().order(ByteOrder.LITTLE_ENDIAN);
-        switch (dtype) {
-            case F32 -> b.asFloatBuffer().get(out);
-            case F16 -> {
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = halfToFloat(b.getShort(2 * i));
-                }
-            }
-            case BF16 -> {
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = Float.intBitsToFloat((b.getShort(2 * i) & 0xFFFF) << 16);
-                }
-            }
-            default -> throw wrongType("floats", "F32, F16 or BF16");
+        if (!(dtype == SafetensorsDType.F32 || dtype == SafetensorsDType.F16
+                || dtype == SafetensorsDType.BF16)) {
+            throw wrongType("floats", "F32, F16 or BF16");
         }
+        FloatConversions.decode(dtype, bytes.duplicate(), out, 0, out.length);
         return out;
     }
 
@@ -223,22 +213,6 @@ public final class TensorData {
     private IllegalStateException wrongType(String accessor, String allowed) {
         return new IllegalStateException(accessor + "() needs dtype " + allowed + ", tensor has "
                 + dtype);
-    }
-
-    /** IEEE-754 binary16 to binary32, exact (subnormals, infinities and NaN payloads kept). */
-    static float halfToFloat(short half) {
-        int h = half & 0xFFFF;
-        int sign = (h & 0x8000) << 16;
-        int exponent = (h >>> 10) & 0x1F;
-        int mantissa = h & 0x3FF;
-        if (exponent == 0x1F) {
-            return Float.intBitsToFloat(sign | 0x7F800000 | (mantissa << 13));
-        }
-        if (exponent == 0) {
-            float magnitude = mantissa * 0x1p-24f; // exact: at most 10 significant bits
-            return sign == 0 ? magnitude : -magnitude;
-        }
-        return Float.intBitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.loftq.djl.checkpoint;
 
 import dev.loftq.core.Checks;
+import dev.loftq.core.io.FloatConversions;
 import dev.loftq.core.io.SafetensorsDType;
 import dev.loftq.core.io.SafetensorsHeader.TensorInfo;
 import dev.loftq.core.io.SafetensorsHeader.TensorSpec;
@@ -13,7 +14,6 @@ import dev.loftq.djl.io.Bnb4bitWeight;
 import dev.loftq.djl.io.BnbCheckpointWriter;
 import dev.loftq.djl.io.BnbQuantizationConfig;
 import dev.loftq.djl.io.CheckpointFormatException;
-import dev.loftq.djl.io.FloatConversions;
 import dev.loftq.djl.io.LazySafetensorsFile;
 import dev.loftq.djl.io.LoraWeights;
 import dev.loftq.djl.io.PeftAdapter;

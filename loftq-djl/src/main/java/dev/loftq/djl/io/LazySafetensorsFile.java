@@ -1,5 +1,6 @@
 package dev.loftq.djl.io;
 
+import dev.loftq.core.io.FloatConversions;
 import dev.loftq.core.io.SafetensorsDType;
 import dev.loftq.core.io.SafetensorsFormatException;
 import dev.loftq.core.io.SafetensorsHeader;

@@ -1,5 +1,6 @@
 package dev.loftq.djl.io;
 
+import dev.loftq.core.io.FloatConversions;
 import dev.loftq.core.io.SafetensorsHeader;
 import dev.loftq.core.io.SafetensorsHeader.Layout;
 import dev.loftq.core.io.SafetensorsHeader.TensorInfo;

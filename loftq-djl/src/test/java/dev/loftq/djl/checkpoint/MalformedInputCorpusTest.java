@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.loftq.core.io.FloatConversions;
 import dev.loftq.core.io.SafetensorsFormatException;
 import dev.loftq.djl.io.CheckpointFormatException;
-import dev.loftq.djl.io.FloatConversions;
 import dev.loftq.djl.io.SafetensorsStreamWriter;
 import dev.loftq.quant.loftq.LoftqPolicy;
 import dev.loftq.quant.quantizer.CodebookQuantizer;

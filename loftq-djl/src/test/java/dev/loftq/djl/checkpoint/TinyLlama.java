@@ -1,9 +1,9 @@
 package dev.loftq.djl.checkpoint;
 
+import dev.loftq.core.io.FloatConversions;
 import dev.loftq.core.io.Safetensors;
 import dev.loftq.core.io.SafetensorsDType;
 import dev.loftq.core.io.TensorData;
-import dev.loftq.djl.io.FloatConversions;
 import dev.loftq.djl.io.PythonJson;
 import dev.loftq.djl.io.SafetensorsCheckpoint;
 import java.io.IOException;

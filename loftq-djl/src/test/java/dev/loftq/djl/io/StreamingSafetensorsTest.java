@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.loftq.core.io.FloatConversions;
 import dev.loftq.core.io.Safetensors;
 import dev.loftq.core.io.SafetensorsDType;
 import dev.loftq.core.io.SafetensorsHeader;

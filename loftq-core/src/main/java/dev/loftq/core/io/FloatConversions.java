@@ -1,7 +1,7 @@
-package dev.loftq.djl.io;
+package dev.loftq.core.io;
 
-import dev.loftq.core.io.SafetensorsDType;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * Element conversions between little-endian F32/F16/BF16 bytes and float32, as torch does them:
@@ -19,7 +19,7 @@ public final class FloatConversions {
      */
     public static void decode(SafetensorsDType dtype, ByteBuffer src, float[] dst, int offset,
             int count) {
-        ByteBuffer b = src.order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = src.order(ByteOrder.LITTLE_ENDIAN);
         switch (dtype) {
             case F32 -> b.asFloatBuffer().get(dst, offset, count);
             case BF16 -> {
@@ -48,7 +48,7 @@ public final class FloatConversions {
      */
     public static void encode(SafetensorsDType dtype, float[] src, int offset, int count,
             ByteBuffer dst) {
-        ByteBuffer b = dst.order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = dst.order(ByteOrder.LITTLE_ENDIAN);
         switch (dtype) {
             case F32 -> {
                 for (int i = 0; i < count; i++) {
