@@ -783,16 +783,23 @@ final class DjlScope implements TensorScope {
     }
 
     /**
-     * Uploads {@code n} host elements as a new array of this scope's device that owns its memory,
-     * through a reused staging buffer. Up to one chunk ({@link DjlBackend#transferChunkBytes()}):
-     * the buffer becomes an array ({@code from_blob}), which on the CPU only borrows the buffer, so
-     * it is cloned before the buffer goes back to the pool (a GPU upload copies by itself). Larger:
-     * an empty array is filled chunk by chunk, so the staging buffer stays small and any size fits.
+     * Uploads {@code n} host elements as a new array of this scope's device that owns its memory.
+     * On the CPU the elements are written straight into a fresh array's storage. On a GPU they go
+     * through a reused staging buffer: up to one chunk ({@link DjlBackend#transferChunkBytes()}),
+     * the buffer becomes an array ({@code from_blob}, which copies to the device); larger, an
+     * empty array is filled chunk by chunk, so the staging buffer stays small and any size fits.
      */
     private NDArray upload(DataType type, int elementBytes, int[] shape, int n, ChunkFill fill) {
         Shape s = DjlTensor.shape(shape);
         if (n == 0) {
             return manager.create(s, type);
+        }
+        if (backend.aliasesHostMemory()) {
+            // CPU: fill a fresh array's own storage through a direct view of it, one copy in all.
+            NDArray result = manager.create(s, type);
+            ByteBuffer view = result.toByteBuffer(true);
+            fill.into(view, 0, n);
+            return result;
         }
         StagingBuffers staging = backend.staging();
         int chunk = Math.max(1, backend.transferChunkBytes() / elementBytes);
@@ -801,7 +808,7 @@ final class DjlScope implements TensorScope {
             try {
                 fill.into(buf, 0, n);
                 buf.position(0).limit(n * elementBytes);
-                return ownMemory(manager.create(buf, s, type));
+                return manager.create(buf, s, type);
             } finally {
                 staging.release(buf);
             }
@@ -825,16 +832,6 @@ final class DjlScope implements TensorScope {
             NDArray result = NdKernels.own(tmp, flat.reshape(s));
             result.attach(manager);
             return result;
-        }
-    }
-
-    /** {@code staged} if it owns its memory, else a copy of it (and {@code staged} is closed). */
-    private NDArray ownMemory(NDArray staged) {
-        if (!backend.aliasesHostMemory()) {
-            return staged;
-        }
-        try (NDArray borrowed = staged) {
-            return borrowed.duplicate();
         }
     }
 

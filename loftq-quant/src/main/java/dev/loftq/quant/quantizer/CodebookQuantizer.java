@@ -201,39 +201,75 @@ public final class CodebookQuantizer implements Quantizer {
 
     @Override
     public QuantizedTensor quantize(TensorScope scope, Tensor w, String name) {
+        try (TensorScope tmp = scope.newChild()) {
+            Encoded e = encoded(tmp, w, name);
+            return packed(scope, w.shape(), e.codes(), e.scale(), e.padCode(), name);
+        }
+    }
+
+    /**
+     * Without double quantization, dequantizes the codes before they are packed, and packs only
+     * when {@link RoundTrip#quantized} is called: the same bits as quantize then dequantize,
+     * without a pack and an unpack per call.
+     */
+    @Override
+    public RoundTrip roundTrip(TensorScope scope, Tensor w, String name) {
+        if (doubleQuantization) {
+            return Quantizer.super.roundTrip(scope, w, name);
+        }
+        try (TensorScope tmp = scope.newChild()) {
+            Encoded e = encoded(tmp, w, name);
+            Tensor table = tmp.fromHost(codebook.values(), codebook.size());
+            Tensor y = tmp.decode(e.codes(), table, e.scale(), blockSize);
+            return new CodebookRoundTrip(w.shape(), scope.keep(e.codes()), scope.keep(e.scale()),
+                    e.padCode(), name, scope.keep(tmp.reshape(y, w.shape())));
+        }
+    }
+
+    /** Codes (flat UINT8 [n]) and block scales ([nb]), owned by the scope they were made in. */
+    private record Encoded(Tensor codes, Tensor scale, int padCode) {}
+
+    /** Scales and codes of {@code w}: everything of {@link #quantize} but the packing. */
+    private Encoded encoded(TensorScope tmp, Tensor w, String name) {
         int n = Inputs.numel(w, name);
         if (convention == Convention.LOFTQ_NATIVE && n % blockSize != 0) {
             throw new IllegalArgumentException("tensor " + name + " has " + n + " elements, not a "
                     + "multiple of the block size " + blockSize + ", which the LoftQ native "
                     + "convention requires (bitsandbytes allows a short last block)");
         }
-        QuantizedTensor.Builder out = QuantizedTensor.builder(this, format(), w.shape())
+        Tensor flat = tmp.reshape(w, n);
+        Tensor scale;
+        float[] hostScale;
+        if (blockScale != BlockScale.MEAN_PLUS_2_5_STD) {
+            scale = tmp.blockAbsMax(flat, blockSize);
+            hostScale = tmp.toFloatArray(scale);
+            Inputs.requireFinite(tmp, flat, blockSize, name, hostScale);
+            if (blockScale == BlockScale.MSE_OPTIMAL) {
+                scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale, encoder,
+                        scaleMode, codebook);
+                hostScale = tmp.toFloatArray(scale);
+            }
+        } else {
+            float[] x = tmp.toFloatArray(flat);
+            Inputs.requireFinite(x, name);
+            hostScale = FloatStats.meanPlus2p5Std(x, blockSize);
+            requireArgminExact(x, hostScale, name);
+            scale = tmp.fromHost(hostScale, hostScale.length);
+        }
+        Tensor codes = tmp.encode(flat, scale, blockSize, scaleMode, encoder);
+        int padCode = encoder.encode(normalise(0f, hostScale[hostScale.length - 1]));
+        return new Encoded(codes, scale, padCode);
+    }
+
+    /** The quantized tensor of codes and scales; {@code scale} moves into {@code scope}. */
+    private QuantizedTensor packed(TensorScope scope, int[] shape, Tensor codes, Tensor scale,
+            int padCode, String name) {
+        QuantizedTensor.Builder out = QuantizedTensor.builder(this, format(), shape)
                 .codebook(codebook);
         try (TensorScope tmp = scope.newChild()) {
-            Tensor flat = tmp.reshape(w, n);
-            Tensor scale;
-            float[] hostScale;
-            if (blockScale != BlockScale.MEAN_PLUS_2_5_STD) {
-                scale = tmp.blockAbsMax(flat, blockSize);
-                hostScale = tmp.toFloatArray(scale);
-                Inputs.requireFinite(tmp, flat, blockSize, name, hostScale);
-                if (blockScale == BlockScale.MSE_OPTIMAL) {
-                    scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale, encoder,
-                            scaleMode, codebook);
-                    hostScale = tmp.toFloatArray(scale);
-                }
-            } else {
-                float[] x = tmp.toFloatArray(flat);
-                Inputs.requireFinite(x, name);
-                hostScale = FloatStats.meanPlus2p5Std(x, blockSize);
-                requireArgminExact(x, hostScale, name);
-                scale = tmp.fromHost(hostScale, hostScale.length);
-            }
-            Tensor codes = tmp.encode(flat, scale, blockSize, scaleMode, encoder);
-            int padCode = encoder.encode(normalise(0f, hostScale[hostScale.length - 1]));
             out.packed(scope.keep(tmp.pack(codes, bits(), packOrder, padCode)), bits(), packOrder);
             if (doubleQuantization) {
-                float offset = FloatStats.correctlyRoundedMean(hostScale);
+                float offset = FloatStats.correctlyRoundedMean(tmp.toFloatArray(scale));
                 Tensor centred = tmp.add(scale, -offset);
                 QuantizedTensor nested = NESTED.quantize(scope, centred, name + ".absmax");
                 out.nestedScales(new QuantizedTensor.NestedScales(nested, offset), blockSize);
@@ -242,6 +278,48 @@ public final class CodebookQuantizer implements Quantizer {
             }
         }
         return out.build();
+    }
+
+    /** {@link #roundTrip} without double quantization: codes kept unpacked until asked for. */
+    private final class CodebookRoundTrip implements RoundTrip {
+        private final int[] shape;
+        private final Tensor codes;
+        private final Tensor scale;
+        private final int padCode;
+        private final String name;
+        private final Tensor dequantized;
+
+        CodebookRoundTrip(int[] shape, Tensor codes, Tensor scale, int padCode, String name,
+                Tensor dequantized) {
+            this.shape = shape;
+            this.codes = codes;
+            this.scale = scale;
+            this.padCode = padCode;
+            this.name = name;
+            this.dequantized = dequantized;
+        }
+
+        @Override
+        public Tensor dequantized() {
+            return dequantized;
+        }
+
+        @Override
+        public RoundTrip keep(TensorScope target) {
+            target.keep(codes);
+            target.keep(scale);
+            return this;
+        }
+
+        @Override
+        public QuantizedTensor quantized(TensorScope scope) {
+            if (!codes.isAlive() || !scale.isAlive()) {
+                throw new IllegalStateException("quantized: the codes of " + name
+                        + " were freed with their scope; keep the round trip first");
+            }
+            // A handle of the scope's own, so that each result owns its scales.
+            return packed(scope, shape, codes, scope.reshape(scale, scale.dim(0)), padCode, name);
+        }
     }
 
     @Override
