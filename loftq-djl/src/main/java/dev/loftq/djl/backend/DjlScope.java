@@ -589,7 +589,7 @@ final class DjlScope implements TensorScope {
         return out(uploadBytes(codes, shape));
     }
 
-    /** Host round trip: reads x in place, uploads only the [nb, 3] statistics. */
+    /** Host round trip: one copy of x for every scale set, uploads only the statistics. */
     @Override
     public Tensor blockCodebookFit(Tensor x, Tensor scale, int blockSize, ScaleMode mode,
             BucketTable table, Tensor values) {
@@ -605,13 +605,14 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException("blockCodebookFit: x must have at least 1 element, "
                     + "got shape " + Arrays.toString(d.shape()));
         }
-        DjlTensor s = scaleArg("blockCodebookFit", scale, n, blockSize);
+        DjlTensor s = f32("blockCodebookFit", "scale", scale);
+        int sets = HostKernels.fitScaleSets(s.shape(), n, blockSize);
         HostKernels.requireCodesIndexValues("blockCodebookFit", table, v.dim(0));
         int nb = HostKernels.blockCount(n, blockSize);
-        float[] out = new float[3 * nb];
-        HostKernels.blockCodebookFit(toFloatArray(d), n, toFloatArray(s), blockSize, mode, table,
-                toFloatArray(v), out);
-        return out(uploadFloats(out, new int[] {nb, 3}));
+        float[] out = new float[3 * sets * nb];
+        HostKernels.blockCodebookFit(toFloatArray(d), n, toFloatArray(s), sets, blockSize, mode,
+                table, toFloatArray(v), out);
+        return out(uploadFloats(out, s.rank() == 1 ? new int[] {nb, 3} : new int[] {sets, nb, 3}));
     }
 
     /** On the host or as PyTorch take-and-multiply, as {@link KernelPlacement} says. */
