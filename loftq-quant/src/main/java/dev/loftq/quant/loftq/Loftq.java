@@ -9,8 +9,8 @@ import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.quant.quantizer.Grouping;
 import dev.loftq.quant.quantizer.IntAffineQuantizer;
-import dev.loftq.quant.quantizer.RoundTrip;
 import dev.loftq.quant.quantizer.Quantizer;
+import dev.loftq.quant.quantizer.RoundTrip;
 import java.util.Arrays;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -99,8 +99,7 @@ public final class Loftq {
             }
             Tensor[] ab = split(scope, bestFactors, s);
             return new LoftqResult(bestQ.quantized(scope), ab[0], ab[1], s, qloraError, errors,
-                    returned,
-                    config);
+                    returned, config);
         }
     }
 

@@ -203,26 +203,24 @@ public final class CodebookQuantizer implements Quantizer {
     public QuantizedTensor quantize(TensorScope scope, Tensor w, String name) {
         try (TensorScope tmp = scope.newChild()) {
             Encoded e = encoded(tmp, w, name);
-            return packed(scope, w.shape(), e.codes(), e.scale(), e.padCode(), name);
+            return packed(scope, w.shape(), e.codes(), stored(scope, e.scale(), name), e.padCode());
         }
     }
 
     /**
-     * Without double quantization, dequantizes the codes before they are packed, and packs only
-     * when {@link RoundTrip#quantized} is called: the same bits as quantize then dequantize,
-     * without a pack and an unpack per call.
+     * Dequantizes the codes before they are packed, and packs only when
+     * {@link RoundTrip#quantized} is called: the same bits as quantize then dequantize, without a
+     * pack and an unpack per call.
      */
     @Override
     public RoundTrip roundTrip(TensorScope scope, Tensor w, String name) {
-        if (doubleQuantization) {
-            return Quantizer.super.roundTrip(scope, w, name);
-        }
         try (TensorScope tmp = scope.newChild()) {
             Encoded e = encoded(tmp, w, name);
+            Stored scales = stored(scope, e.scale(), name);
             Tensor table = tmp.fromHost(codebook.values(), codebook.size());
-            Tensor y = tmp.decode(e.codes(), table, e.scale(), blockSize);
-            return new CodebookRoundTrip(w.shape(), scope.keep(e.codes()), scope.keep(e.scale()),
-                    e.padCode(), name, scope.keep(tmp.reshape(y, w.shape())));
+            Tensor y = tmp.decode(e.codes(), table, scales.values(tmp), blockSize);
+            return new CodebookRoundTrip(w.shape(), scope.keep(e.codes()), scales, e.padCode(),
+                    scope.keep(tmp.reshape(y, w.shape())));
         }
     }
 
@@ -261,41 +259,65 @@ public final class CodebookQuantizer implements Quantizer {
         return new Encoded(codes, scale, padCode);
     }
 
-    /** The quantized tensor of codes and scales; {@code scale} moves into {@code scope}. */
-    private QuantizedTensor packed(TensorScope scope, int[] shape, Tensor codes, Tensor scale,
-            int padCode, String name) {
+    /** The scales as stored: plain, or double-quantized (then {@code plain} is null). */
+    private record Stored(Tensor plain, QuantizedTensor.NestedScales nested) {
+        /** The scales a dequantization multiplies by, FLOAT32 [nb], owned by {@code scope}. */
+        Tensor values(TensorScope scope) {
+            return plain != null ? scope.reshape(plain, plain.dim(0)) : nested.values(scope);
+        }
+
+        void keep(TensorScope target) {
+            if (plain != null) {
+                target.keep(plain);
+            } else {
+                nested.quantized().keep(target);
+            }
+        }
+    }
+
+    /** The block scales as stored, owned by {@code scope}; {@code scale} may move there. */
+    private Stored stored(TensorScope scope, Tensor scale, String name) {
+        if (!doubleQuantization) {
+            return new Stored(scope.keep(scale), null);
+        }
+        try (TensorScope tmp = scope.newChild()) {
+            float offset = FloatStats.correctlyRoundedMean(tmp.toFloatArray(scale));
+            Tensor centred = tmp.add(scale, -offset);
+            QuantizedTensor nested = NESTED.quantize(scope, centred, name + ".absmax");
+            return new Stored(null, new QuantizedTensor.NestedScales(nested, offset));
+        }
+    }
+
+    /** The quantized tensor of codes and stored scales, the packed codes owned by {@code scope}. */
+    private QuantizedTensor packed(TensorScope scope, int[] shape, Tensor codes, Stored scales,
+            int padCode) {
         QuantizedTensor.Builder out = QuantizedTensor.builder(this, format(), shape)
                 .codebook(codebook);
         try (TensorScope tmp = scope.newChild()) {
             out.packed(scope.keep(tmp.pack(codes, bits(), packOrder, padCode)), bits(), packOrder);
-            if (doubleQuantization) {
-                float offset = FloatStats.correctlyRoundedMean(tmp.toFloatArray(scale));
-                Tensor centred = tmp.add(scale, -offset);
-                QuantizedTensor nested = NESTED.quantize(scope, centred, name + ".absmax");
-                out.nestedScales(new QuantizedTensor.NestedScales(nested, offset), blockSize);
-            } else {
-                out.scales(scope.keep(scale), blockSize);
-            }
+        }
+        if (scales.plain() != null) {
+            out.scales(scales.plain(), blockSize);
+        } else {
+            out.nestedScales(scales.nested(), blockSize);
         }
         return out.build();
     }
 
-    /** {@link #roundTrip} without double quantization: codes kept unpacked until asked for. */
+    /** {@link #roundTrip}: codes kept unpacked until asked for. */
     private final class CodebookRoundTrip implements RoundTrip {
         private final int[] shape;
         private final Tensor codes;
-        private final Tensor scale;
+        private final Stored scales;
         private final int padCode;
-        private final String name;
         private final Tensor dequantized;
 
-        CodebookRoundTrip(int[] shape, Tensor codes, Tensor scale, int padCode, String name,
+        CodebookRoundTrip(int[] shape, Tensor codes, Stored scales, int padCode,
                 Tensor dequantized) {
             this.shape = shape;
             this.codes = codes;
-            this.scale = scale;
+            this.scales = scales;
             this.padCode = padCode;
-            this.name = name;
             this.dequantized = dequantized;
         }
 
@@ -307,18 +329,18 @@ public final class CodebookQuantizer implements Quantizer {
         @Override
         public RoundTrip keep(TensorScope target) {
             target.keep(codes);
-            target.keep(scale);
+            scales.keep(target);
             return this;
         }
 
         @Override
         public QuantizedTensor quantized(TensorScope scope) {
-            if (!codes.isAlive() || !scale.isAlive()) {
-                throw new IllegalStateException("quantized: the codes of " + name
-                        + " were freed with their scope; keep the round trip first");
+            if (!codes.isAlive()) {
+                throw new IllegalStateException("quantized: the codes were freed with their "
+                        + "scope; keep the round trip first");
             }
-            // A handle of the scope's own, so that each result owns its scales.
-            return packed(scope, shape, codes, scope.reshape(scale, scale.dim(0)), padCode, name);
+            scales.keep(scope);
+            return packed(scope, shape, codes, scales, padCode);
         }
     }
 

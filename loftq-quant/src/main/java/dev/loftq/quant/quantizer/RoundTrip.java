@@ -20,7 +20,8 @@ public interface RoundTrip {
 
     /**
      * The quantized tensor, equal to {@link Quantizer#quantize}'s result for the same weight (same
-     * bytes and scales), owned by {@code scope}. May pack on each call.
+     * bytes and scales), owned by {@code scope}: the kept tensors it shares (scales) move there,
+     * so call it once.
      *
      * @throws IllegalStateException if the tensors it needs were freed (keep them first)
      */
