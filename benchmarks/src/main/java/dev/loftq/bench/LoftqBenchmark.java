@@ -30,7 +30,8 @@ import org.openjdk.jmh.results.RunResult;
  * algorithm with the fast low-rank path, and this library's default (MSE-optimal scales,
  * keep-best), whose cost is reported as a ratio to the published one measured in the same run.
  * (A full SVD per step, the official algorithm's cost, is out of reach on the JVM at this size:
- * DJL has no SVD and EJML's dense SVD of 4096 x 4096 takes minutes.) The weight is Gaussian with
+ * DJL has no SVD and EJML's dense SVD of 4096 x 4096 takes many minutes; {@link FullSvdStep}
+ * times it on smaller matrices.) The weight is Gaussian with
  * 1 % planted outliers (heavy tails, as real weights have).
  */
 @State(Scope.Benchmark)

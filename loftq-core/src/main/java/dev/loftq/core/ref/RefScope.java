@@ -564,13 +564,13 @@ final class RefScope implements TensorScope {
             throw new IllegalArgumentException("blockCodebookFit: x must have at least 1 element, "
                     + "got shape " + java.util.Arrays.toString(r.shapeView()));
         }
-        checkScale("blockCodebookFit", s, n, blockSize);
-        HostKernels.requireCodesIndexValues("blockCodebookFit", table, v.size());
         int nb = HostKernels.blockCount(n, blockSize);
-        float[] out = new float[3 * nb];
-        HostKernels.blockCodebookFit(r.floats(), n, s.floats(), blockSize, mode, table, v.floats(),
-                out);
-        return floats(new int[] {nb, 3}, out);
+        int sets = HostKernels.fitScaleSets(s.shapeView(), n, blockSize);
+        HostKernels.requireCodesIndexValues("blockCodebookFit", table, v.size());
+        float[] out = new float[3 * sets * nb];
+        HostKernels.blockCodebookFit(r.floats(), n, s.floats(), sets, blockSize, mode, table,
+                v.floats(), out);
+        return floats(s.rank() == 1 ? new int[] {nb, 3} : new int[] {sets, nb, 3}, out);
     }
 
     @Override

@@ -93,15 +93,18 @@ public final class HostKernels {
     }
 
     /**
-     * Per block b: out[3b] = Σ x·t, out[3b+1] = Σ t², out[3b+2] = Σ x², with
-     * t = values[table.encode(normalise(x, scale[b]))], accumulated in double (the
-     * {@link TensorScope#blockCodebookFit} specification). Every code of {@code table} must index
+     * For each of {@code sets} scale sets j (scale[j·nb + b]) and block b:
+     * out[3(j·nb + b)] = Σ x·t, out[3(j·nb + b) + 1] = Σ t², out[3(j·nb + b) + 2] = Σ x², with
+     * t = values[table.encode(normalise(x, scale[j·nb + b]))], accumulated in double in element
+     * order (the {@link TensorScope#blockCodebookFit} specification). One pass over x: each block
+     * is fitted for every set while it is in cache. Every code of {@code table} must index
      * {@code values}.
      */
-    public static void blockCodebookFit(float[] x, int n, float[] scale, int blockSize,
+    public static void blockCodebookFit(float[] x, int n, float[] scale, int sets, int blockSize,
             ScaleMode mode, BucketTable table, float[] values, float[] out) {
         int nb = blockCount(n, blockSize);
-        if (x.length < n || scale.length < nb || out.length < 3L * nb) {
+        if (sets < 1 || x.length < n || scale.length < (long) sets * nb
+                || out.length < 3L * sets * nb) {
             throw new IllegalArgumentException("blockCodebookFit: arrays too short");
         }
         float[] padded = paddedThresholds(table);
@@ -113,33 +116,57 @@ public final class HostKernels {
         float nanValue = values[table.nanCode()];
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
         int top = (padded.length + 1) >>> 1;
-        Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
+        Parallel.forRange(n, GRAIN / sets, blockSize, (from, to) -> {
             int last = (to - 1) / blockSize;
             for (int b = from / blockSize; b <= last; b++) {
                 int o = b * blockSize;
                 int end = o + Math.min(blockSize, to - o);
-                float s = scale[b];
-                float r = 1f / s;
-                double xt = 0;
-                double tt = 0;
                 double xx = 0;
                 for (int i = o; i < end; i++) {
-                    float v = x[i];
-                    float xn = reciprocal ? v * r : v / s;
-                    int k = 0;
-                    for (int half = top; half > 0; half >>>= 1) {
-                        k += xn > padded[k + half - 1] ? half : 0;
-                    }
-                    double q = xn != xn ? nanValue : bucketValue[k];
-                    xt += v * q;
-                    tt += q * q;
-                    xx += (double) v * v;
+                    xx += (double) x[i] * x[i];
                 }
-                out[3 * b] = (float) xt;
-                out[3 * b + 1] = (float) tt;
-                out[3 * b + 2] = (float) xx;
+                for (int j = 0; j < sets; j++) {
+                    float s = scale[j * nb + b];
+                    float r = 1f / s;
+                    double xt = 0;
+                    double tt = 0;
+                    for (int i = o; i < end; i++) {
+                        float v = x[i];
+                        float xn = reciprocal ? v * r : v / s;
+                        int k = 0;
+                        for (int half = top; half > 0; half >>>= 1) {
+                            k += xn > padded[k + half - 1] ? half : 0;
+                        }
+                        double q = xn != xn ? nanValue : bucketValue[k];
+                        xt += v * q;
+                        tt += q * q;
+                    }
+                    int at = 3 * (j * nb + b);
+                    out[at] = (float) xt;
+                    out[at + 1] = (float) tt;
+                    out[at + 2] = (float) xx;
+                }
             }
         });
+    }
+
+    /**
+     * The number of scale sets of a {@link TensorScope#blockCodebookFit} scale of shape
+     * {@code shape}: 1 for [nb], m for [m, nb] (m >= 1), with nb = ceil(n / blockSize).
+     *
+     * @throws IllegalArgumentException for any other shape
+     */
+    public static int fitScaleSets(int[] shape, int n, int blockSize) {
+        int nb = blockCount(n, blockSize);
+        if (shape.length == 1 && shape[0] == nb) {
+            return 1;
+        }
+        if (shape.length == 2 && shape[0] >= 1 && shape[1] == nb) {
+            return shape[0];
+        }
+        throw new IllegalArgumentException("blockCodebookFit: scale must be FLOAT32 [" + nb
+                + "] or [m, " + nb + "] with m >= 1 (ceil(" + n + " / " + blockSize
+                + ") blocks), got " + java.util.Arrays.toString(shape));
     }
 
     /** Rejects a bucket table with a code (or NaN code) that does not index {@code size} values. */

@@ -243,10 +243,15 @@ public interface TensorScope extends AutoCloseable {
      * Blockwise least-squares statistics of a codebook fit, one pass and no per-element output:
      * with {@code xn} and the code as in {@link #encode} and {@code t = values[code]}, returns
      * FLOAT32 [ceil(n / blockSize), 3] holding per block {@code Σ x·t}, {@code Σ t²} and
-     * {@code Σ x²}, each accumulated in double and rounded once. The least-squares scale of block
-     * b for those codes is {@code Σx·t / Σt²}, and its squared error at scale s is
-     * {@code Σx² − 2s·Σx·t + s²·Σt²}: what a scale search needs, without materialising codes.
-     * {@code values} is FLOAT32 1-D and every code of {@code table} must index it.
+     * {@code Σ x²}, each accumulated in double in element order and rounded once. The
+     * least-squares scale of block b for those codes is {@code Σx·t / Σt²}, and its squared error
+     * at scale s is {@code Σx² − 2s·Σx·t + s²·Σt²}: what a scale search needs, without
+     * materialising codes. {@code values} is FLOAT32 1-D and every code of {@code table} must
+     * index it.
+     *
+     * <p>{@code scale} is FLOAT32 [nb] with nb = ceil(n / blockSize), or [m, nb] for m >= 1 sets
+     * of block scales fitted in the same pass over x: then the result is [m, nb, 3], set j's
+     * statistics bit for bit those of a call with scale row j alone.
      */
     Tensor blockCodebookFit(Tensor x, Tensor scale, int blockSize, ScaleMode mode,
             BucketTable table, Tensor values);

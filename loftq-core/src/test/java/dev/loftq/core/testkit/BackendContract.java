@@ -958,16 +958,19 @@ public abstract class BackendContract {
                 in(subject(), run));
     }
 
+    /**
+     * Statistics of the codebook fit at one scale set ([nb]) or several ([m, nb], m in 1..3, each
+     * set drawn independently): the oracle's, bit for bit, set by set.
+     */
     @Property(tries = 100)
     void blockCodebookFitIsExact(@ForAll("finiteTensors") HostTensor t,
             @ForAll("blockSizes") int blockSize, @ForAll ScaleMode mode,
             @ForAll("bucketTables") BucketTable table, @ForAll @IntRange(min = 0, max = 1) int scaleKind,
-            @ForAll long seed) {
+            @ForAll @IntRange(min = 0, max = 3) int sets, @ForAll long seed) {
         float[] x = t.data();
         if (x.length == 0) {
             return;
         }
-        float[] scale = scales(x, blockSize, scaleKind, seed);
         int[] codes = table.codes();
         int largest = table.nanCode();
         for (int c : codes) {
@@ -979,15 +982,27 @@ public abstract class BackendContract {
         for (int i = 0; i < size; i++) {
             values[i] = (float) rng.nextDouble(-1, 1);
         }
-        float[] expected = Oracle.blockCodebookFit(x, scale, blockSize, mode, table, values);
+        // sets == 0 stands for a plain [nb] scale.
+        int m = Math.max(1, sets);
+        int nb = HostKernels.blockCount(x.length, blockSize);
+        float[] scale = new float[m * nb];
+        float[] expected = new float[3 * m * nb];
+        for (int j = 0; j < m; j++) {
+            float[] one = scales(x, blockSize, j == 0 ? scaleKind : 1, seed + j);
+            System.arraycopy(one, 0, scale, j * nb, nb);
+            System.arraycopy(Oracle.blockCodebookFit(x, one, blockSize, mode, table, values), 0,
+                    expected, 3 * j * nb, 3 * nb);
+        }
+        int[] scaleShape = sets == 0 ? new int[] {nb} : new int[] {m, nb};
+        int[] resultShape = sets == 0 ? new int[] {nb, 3} : new int[] {m, nb, 3};
         Function<TensorScope, float[]> run = s -> {
-            Tensor r = s.blockCodebookFit(s.fromHost(x, t.shape()), s.fromHost(scale, scale.length),
+            Tensor r = s.blockCodebookFit(s.fromHost(x, t.shape()), s.fromHost(scale, scaleShape),
                     blockSize, mode, table, s.fromHost(values, size));
-            assertShape("blockCodebookFit", new int[] {expected.length / 3, 3}, r.shape());
+            assertShape("blockCodebookFit", resultShape, r.shape());
             return s.toFloatArray(r);
         };
-        assertSameBits("blockCodebookFit " + mode + " blockSize=" + blockSize, expected,
-                in(subject(), run));
+        assertSameBits("blockCodebookFit " + mode + " blockSize=" + blockSize + " sets=" + sets,
+                expected, in(subject(), run));
     }
 
     /**
@@ -1493,6 +1508,10 @@ public abstract class BackendContract {
                     "encode", "[2]", "3");
             rejects(() -> s.encode(x, scale, -4, ScaleMode.DIVIDE, TWO_BIT),
                     "encode", "-4");
+            rejects(() -> s.blockCodebookFit(x, s.full(1f, 2, 4), 4, ScaleMode.DIVIDE, TWO_BIT,
+                    table), "blockCodebookFit", "[2, 4]", "[m, 3]");
+            rejects(() -> s.blockCodebookFit(x, s.full(1f, 0, 3), 4, ScaleMode.DIVIDE, TWO_BIT,
+                    table), "blockCodebookFit", "[0, 3]");
             rejects(() -> s.decode(codes, table, scale, 4), "decode", "[3]", "1");
             rejects(() -> s.pack(codes, 5, PackOrder.MSB_FIRST, 0),
                     "pack", "5", "[1, 2, 3, 4, 8]");

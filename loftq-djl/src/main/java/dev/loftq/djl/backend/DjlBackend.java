@@ -254,7 +254,10 @@ public final class DjlBackend implements Backend, AutoCloseable {
         return placement == KernelPlacement.HOST;
     }
 
-    /** True where PyTorch's {@code from_blob} aliases host memory instead of copying it. */
+    /**
+     * True on the CPU: arrays live in host memory, so {@code from_blob} aliases a host buffer and an
+     * array's storage can be read and written through a direct view.
+     */
     boolean aliasesHostMemory() {
         return Device.Type.CPU.equals(device.getDeviceType());
     }

@@ -589,7 +589,7 @@ final class DjlScope implements TensorScope {
         return out(uploadBytes(codes, shape));
     }
 
-    /** Host round trip: reads x in place, uploads only the [nb, 3] statistics. */
+    /** Host round trip: one copy of x for every scale set, uploads only the statistics. */
     @Override
     public Tensor blockCodebookFit(Tensor x, Tensor scale, int blockSize, ScaleMode mode,
             BucketTable table, Tensor values) {
@@ -605,13 +605,14 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException("blockCodebookFit: x must have at least 1 element, "
                     + "got shape " + Arrays.toString(d.shape()));
         }
-        DjlTensor s = scaleArg("blockCodebookFit", scale, n, blockSize);
+        DjlTensor s = f32("blockCodebookFit", "scale", scale);
+        int sets = HostKernels.fitScaleSets(s.shape(), n, blockSize);
         HostKernels.requireCodesIndexValues("blockCodebookFit", table, v.dim(0));
         int nb = HostKernels.blockCount(n, blockSize);
-        float[] out = new float[3 * nb];
-        HostKernels.blockCodebookFit(toFloatArray(d), n, toFloatArray(s), blockSize, mode, table,
-                toFloatArray(v), out);
-        return out(uploadFloats(out, new int[] {nb, 3}));
+        float[] out = new float[3 * sets * nb];
+        HostKernels.blockCodebookFit(toFloatArray(d), n, toFloatArray(s), sets, blockSize, mode,
+                table, toFloatArray(v), out);
+        return out(uploadFloats(out, s.rank() == 1 ? new int[] {nb, 3} : new int[] {sets, nb, 3}));
     }
 
     /** On the host or as PyTorch take-and-multiply, as {@link KernelPlacement} says. */
@@ -783,16 +784,23 @@ final class DjlScope implements TensorScope {
     }
 
     /**
-     * Uploads {@code n} host elements as a new array of this scope's device that owns its memory,
-     * through a reused staging buffer. Up to one chunk ({@link DjlBackend#transferChunkBytes()}):
-     * the buffer becomes an array ({@code from_blob}), which on the CPU only borrows the buffer, so
-     * it is cloned before the buffer goes back to the pool (a GPU upload copies by itself). Larger:
-     * an empty array is filled chunk by chunk, so the staging buffer stays small and any size fits.
+     * Uploads {@code n} host elements as a new array of this scope's device that owns its memory.
+     * On the CPU the elements are written straight into a fresh array's storage. On a GPU they go
+     * through a reused staging buffer: up to one chunk ({@link DjlBackend#transferChunkBytes()}),
+     * the buffer becomes an array ({@code from_blob}, which copies to the device); larger, an
+     * empty array is filled chunk by chunk, so the staging buffer stays small and any size fits.
      */
     private NDArray upload(DataType type, int elementBytes, int[] shape, int n, ChunkFill fill) {
         Shape s = DjlTensor.shape(shape);
         if (n == 0) {
             return manager.create(s, type);
+        }
+        if (backend.aliasesHostMemory()) {
+            // CPU: fill a fresh array's own storage through a direct view of it, one copy in all.
+            NDArray result = manager.create(s, type);
+            ByteBuffer view = result.toByteBuffer(true);
+            fill.into(view, 0, n);
+            return result;
         }
         StagingBuffers staging = backend.staging();
         int chunk = Math.max(1, backend.transferChunkBytes() / elementBytes);
@@ -801,7 +809,7 @@ final class DjlScope implements TensorScope {
             try {
                 fill.into(buf, 0, n);
                 buf.position(0).limit(n * elementBytes);
-                return ownMemory(manager.create(buf, s, type));
+                return manager.create(buf, s, type);
             } finally {
                 staging.release(buf);
             }
@@ -825,16 +833,6 @@ final class DjlScope implements TensorScope {
             NDArray result = NdKernels.own(tmp, flat.reshape(s));
             result.attach(manager);
             return result;
-        }
-    }
-
-    /** {@code staged} if it owns its memory, else a copy of it (and {@code staged} is closed). */
-    private NDArray ownMemory(NDArray staged) {
-        if (!backend.aliasesHostMemory()) {
-            return staged;
-        }
-        try (NDArray borrowed = staged) {
-            return borrowed.duplicate();
         }
     }
 

@@ -6,9 +6,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * A small pool of native-order direct buffers for host-to-device copies. Allocating a direct buffer
- * costs far more than filling one (the JVM zeroes and accounts it; 64 MB took ~180 ms here), so
- * uploads borrow a buffer, fill it, let PyTorch copy it, and give it back.
+ * A small pool of native-order direct buffers for host-to-device copies (GPU uploads; CPU uploads
+ * write into the new array's own storage). Allocating a direct buffer costs far more than filling
+ * one (the JVM zeroes and accounts it; 64 MB took ~180 ms here), so uploads borrow a buffer, fill
+ * it, let PyTorch copy it, and give it back.
  *
  * <p>Keeps at most {@link #MAX_POOLED} buffers of at most {@link #MAX_POOLED_BYTES} bytes each (by
  * default); larger buffers are used once and left to the garbage collector. When the pool is full,

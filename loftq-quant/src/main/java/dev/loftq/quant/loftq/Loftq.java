@@ -9,8 +9,8 @@ import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.quant.quantizer.Grouping;
 import dev.loftq.quant.quantizer.IntAffineQuantizer;
-import dev.loftq.quant.quantizer.QuantizedTensor;
 import dev.loftq.quant.quantizer.Quantizer;
+import dev.loftq.quant.quantizer.RoundTrip;
 import java.util.Arrays;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,7 +23,9 @@ import org.slf4j.LoggerFactory;
  * the backend, the small factorizations on the host ({@link LowRank}).
  *
  * <p>Memory: besides W, one step holds the target, Q, the residual and the rank-r product
- * (four matrices of W's size); earlier steps are freed as soon as the next one is done.
+ * (four matrices of W's size); earlier steps are freed as soon as the next one is done. The step
+ * to be returned keeps its codes unpacked (a byte per element with a codebook quantizer) and packs
+ * them once, at the end.
  */
 public final class Loftq {
     private static final Logger LOG = LoggerFactory.getLogger(Loftq.class);
@@ -53,15 +55,16 @@ public final class Loftq {
             double norm = Math.sqrt(work.sumOfSquares(w));
             TensorScope previous = null;
             TensorScope bestScope = null;
-            QuantizedTensor bestQ = null;
+            RoundTrip bestQ = null;
             LowRankFactors bestFactors = null;
             LowRankFactors warm = null;
             Tensor target = w;
             int returned = 0;
             for (int t = 1; t <= steps; t++) {
                 TensorScope step = work.newChild();
-                QuantizedTensor q = quantizer.quantize(step, target, name);
-                Tensor residual = step.sub(w, q.dequantize(step));
+                // Packed only for the step returned: a round trip skips pack and unpack.
+                RoundTrip q = quantizer.roundTrip(step, target, name);
+                Tensor residual = step.sub(w, q.dequantized());
                 if (t == 1) {
                     qloraError = quantizer.equals(config.quantizer())
                             ? relative(step.sumOfSquares(residual), norm)
@@ -72,8 +75,9 @@ public final class Loftq {
                 Tensor lowRank = product(step, f);
                 errors[t - 1] = relative(step.sumOfSquares(step.sub(residual, lowRank)), norm);
                 LOG.debug("{}: step {} error {}", name, t, errors[t - 1]);
-                boolean take = !config.keepBest() || returned == 0
-                        || errors[t - 1] < errors[returned - 1];
+                boolean take = config.keepBest()
+                        ? returned == 0 || errors[t - 1] < errors[returned - 1]
+                        : t == steps;
                 if (take) {
                     if (bestScope != null) {
                         bestScope.close();
@@ -94,8 +98,8 @@ public final class Loftq {
                 warm = f;
             }
             Tensor[] ab = split(scope, bestFactors, s);
-            return new LoftqResult(bestQ.keep(scope), ab[0], ab[1], s, qloraError, errors, returned,
-                    config);
+            return new LoftqResult(bestQ.quantized(scope), ab[0], ab[1], s, qloraError, errors,
+                    returned, config);
         }
     }
 

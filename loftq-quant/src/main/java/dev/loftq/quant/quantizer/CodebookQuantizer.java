@@ -201,47 +201,147 @@ public final class CodebookQuantizer implements Quantizer {
 
     @Override
     public QuantizedTensor quantize(TensorScope scope, Tensor w, String name) {
+        try (TensorScope tmp = scope.newChild()) {
+            Encoded e = encoded(tmp, w, name);
+            return packed(scope, w.shape(), e.codes(), stored(scope, e.scale(), name), e.padCode());
+        }
+    }
+
+    /**
+     * Dequantizes the codes before they are packed, and packs only when
+     * {@link RoundTrip#quantized} is called: the same bits as quantize then dequantize, without a
+     * pack and an unpack per call.
+     */
+    @Override
+    public RoundTrip roundTrip(TensorScope scope, Tensor w, String name) {
+        try (TensorScope tmp = scope.newChild()) {
+            Encoded e = encoded(tmp, w, name);
+            Stored scales = stored(scope, e.scale(), name);
+            Tensor table = tmp.fromHost(codebook.values(), codebook.size());
+            Tensor y = tmp.decode(e.codes(), table, scales.values(tmp), blockSize);
+            return new CodebookRoundTrip(w.shape(), scope.keep(e.codes()), scales, e.padCode(),
+                    scope.keep(tmp.reshape(y, w.shape())));
+        }
+    }
+
+    /** Codes (flat UINT8 [n]) and block scales ([nb]), owned by the scope they were made in. */
+    private record Encoded(Tensor codes, Tensor scale, int padCode) {}
+
+    /** Scales and codes of {@code w}: everything of {@link #quantize} but the packing. */
+    private Encoded encoded(TensorScope tmp, Tensor w, String name) {
         int n = Inputs.numel(w, name);
         if (convention == Convention.LOFTQ_NATIVE && n % blockSize != 0) {
             throw new IllegalArgumentException("tensor " + name + " has " + n + " elements, not a "
                     + "multiple of the block size " + blockSize + ", which the LoftQ native "
                     + "convention requires (bitsandbytes allows a short last block)");
         }
-        QuantizedTensor.Builder out = QuantizedTensor.builder(this, format(), w.shape())
-                .codebook(codebook);
-        try (TensorScope tmp = scope.newChild()) {
-            Tensor flat = tmp.reshape(w, n);
-            Tensor scale;
-            float[] hostScale;
-            if (blockScale != BlockScale.MEAN_PLUS_2_5_STD) {
-                scale = tmp.blockAbsMax(flat, blockSize);
+        Tensor flat = tmp.reshape(w, n);
+        Tensor scale;
+        float[] hostScale;
+        if (blockScale != BlockScale.MEAN_PLUS_2_5_STD) {
+            scale = tmp.blockAbsMax(flat, blockSize);
+            hostScale = tmp.toFloatArray(scale);
+            Inputs.requireFinite(tmp, flat, blockSize, name, hostScale);
+            if (blockScale == BlockScale.MSE_OPTIMAL) {
+                scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale, encoder,
+                        scaleMode, codebook);
                 hostScale = tmp.toFloatArray(scale);
-                Inputs.requireFinite(tmp, flat, blockSize, name, hostScale);
-                if (blockScale == BlockScale.MSE_OPTIMAL) {
-                    scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale, encoder,
-                            scaleMode, codebook);
-                    hostScale = tmp.toFloatArray(scale);
-                }
-            } else {
-                float[] x = tmp.toFloatArray(flat);
-                Inputs.requireFinite(x, name);
-                hostScale = FloatStats.meanPlus2p5Std(x, blockSize);
-                requireArgminExact(x, hostScale, name);
-                scale = tmp.fromHost(hostScale, hostScale.length);
             }
-            Tensor codes = tmp.encode(flat, scale, blockSize, scaleMode, encoder);
-            int padCode = encoder.encode(normalise(0f, hostScale[hostScale.length - 1]));
-            out.packed(scope.keep(tmp.pack(codes, bits(), packOrder, padCode)), bits(), packOrder);
-            if (doubleQuantization) {
-                float offset = FloatStats.correctlyRoundedMean(hostScale);
-                Tensor centred = tmp.add(scale, -offset);
-                QuantizedTensor nested = NESTED.quantize(scope, centred, name + ".absmax");
-                out.nestedScales(new QuantizedTensor.NestedScales(nested, offset), blockSize);
+        } else {
+            float[] x = tmp.toFloatArray(flat);
+            Inputs.requireFinite(x, name);
+            hostScale = FloatStats.meanPlus2p5Std(x, blockSize);
+            requireArgminExact(x, hostScale, name);
+            scale = tmp.fromHost(hostScale, hostScale.length);
+        }
+        Tensor codes = tmp.encode(flat, scale, blockSize, scaleMode, encoder);
+        int padCode = encoder.encode(normalise(0f, hostScale[hostScale.length - 1]));
+        return new Encoded(codes, scale, padCode);
+    }
+
+    /** The scales as stored: plain, or double-quantized (then {@code plain} is null). */
+    private record Stored(Tensor plain, QuantizedTensor.NestedScales nested) {
+        /** The scales a dequantization multiplies by, FLOAT32 [nb], owned by {@code scope}. */
+        Tensor values(TensorScope scope) {
+            return plain != null ? scope.reshape(plain, plain.dim(0)) : nested.values(scope);
+        }
+
+        void keep(TensorScope target) {
+            if (plain != null) {
+                target.keep(plain);
             } else {
-                out.scales(scope.keep(scale), blockSize);
+                nested.quantized().keep(target);
             }
         }
+    }
+
+    /** The block scales as stored, owned by {@code scope}; {@code scale} may move there. */
+    private Stored stored(TensorScope scope, Tensor scale, String name) {
+        if (!doubleQuantization) {
+            return new Stored(scope.keep(scale), null);
+        }
+        try (TensorScope tmp = scope.newChild()) {
+            float offset = FloatStats.correctlyRoundedMean(tmp.toFloatArray(scale));
+            Tensor centred = tmp.add(scale, -offset);
+            QuantizedTensor nested = NESTED.quantize(scope, centred, name + ".absmax");
+            return new Stored(null, new QuantizedTensor.NestedScales(nested, offset));
+        }
+    }
+
+    /** The quantized tensor of codes and stored scales, the packed codes owned by {@code scope}. */
+    private QuantizedTensor packed(TensorScope scope, int[] shape, Tensor codes, Stored scales,
+            int padCode) {
+        QuantizedTensor.Builder out = QuantizedTensor.builder(this, format(), shape)
+                .codebook(codebook);
+        try (TensorScope tmp = scope.newChild()) {
+            out.packed(scope.keep(tmp.pack(codes, bits(), packOrder, padCode)), bits(), packOrder);
+        }
+        if (scales.plain() != null) {
+            out.scales(scales.plain(), blockSize);
+        } else {
+            out.nestedScales(scales.nested(), blockSize);
+        }
         return out.build();
+    }
+
+    /** {@link #roundTrip}: codes kept unpacked until asked for. */
+    private final class CodebookRoundTrip implements RoundTrip {
+        private final int[] shape;
+        private final Tensor codes;
+        private final Stored scales;
+        private final int padCode;
+        private final Tensor dequantized;
+
+        CodebookRoundTrip(int[] shape, Tensor codes, Stored scales, int padCode,
+                Tensor dequantized) {
+            this.shape = shape;
+            this.codes = codes;
+            this.scales = scales;
+            this.padCode = padCode;
+            this.dequantized = dequantized;
+        }
+
+        @Override
+        public Tensor dequantized() {
+            return dequantized;
+        }
+
+        @Override
+        public RoundTrip keep(TensorScope target) {
+            target.keep(codes);
+            scales.keep(target);
+            return this;
+        }
+
+        @Override
+        public QuantizedTensor quantized(TensorScope scope) {
+            if (!codes.isAlive()) {
+                throw new IllegalStateException("quantized: the codes were freed with their "
+                        + "scope; keep the round trip first");
+            }
+            scales.keep(scope);
+            return packed(scope, shape, codes, scales, padCode);
+        }
     }
 
     @Override

@@ -21,9 +21,10 @@ import dev.loftq.quant.codebook.Codebook;
  *   <li>Lloyd iterations per block from s = r*·absmax and from two starts 0.15 either side of it:
  *       encode with s, then s ← Σ x·t / Σ t²
  *       (the least-squares scale for those codes). Each iteration lowers the block's error for a
- *       nearest-value encoder and is a few whole-tensor SPI operations; the block errors come free
- *       from the same sums, so each block keeps the best of its starts, or its absmax scale
- *       unless a fit is strictly better (so the error is never above absmax quantization's).</li>
+ *       nearest-value encoder and is a few whole-tensor SPI operations, one fitting pass over the
+ *       tensor for all starts; the block errors come free from the same sums, so each block keeps
+ *       the best of its starts, or its absmax scale unless a fit is strictly better (so the error
+ *       is never above absmax quantization's).</li>
  * </ol>
  */
 final class MseScaleSearch {
@@ -49,74 +50,96 @@ final class MseScaleSearch {
     static Tensor search(TensorScope scope, Tensor flat, int blockSize, Tensor absmax,
             float[] hostAbsmax, BucketTable encoder, ScaleMode mode, Codebook codebook) {
         int n = (int) flat.numel();
-        Fit fit = new Fit(scope, flat, blockSize, encoder, mode,
+        Fit fit = new Fit(flat, blockSize, encoder, mode,
                 scope.fromHost(codebook.values(), codebook.size()));
         float ratio = commonRatio(scope.toFloatArray(flat), n, blockSize, hostAbsmax, encoder, mode,
                 codebook.values());
-        Tensor best = null;
-        Tensor bestError = null;
-        for (float offset : START_OFFSETS) {
-            float r = Math.max(MIN_RATIO, Math.min(1f, ratio + offset));
-            Tensor[] lloyd = fit.lloyd(scope.mul(absmax, r), COLD_ITERATIONS);
-            if (best == null) {
-                best = lloyd[0];
-                bestError = lloyd[1];
-            } else {
-                Tensor better = scope.lt(lloyd[1], bestError);
-                best = scope.where(better, lloyd[0], best);
-                bestError = scope.where(better, lloyd[1], bestError);
+        Tensor[] s = new Tensor[START_OFFSETS.length];
+        for (int j = 0; j < s.length; j++) {
+            s[j] = scope.mul(absmax, Math.max(MIN_RATIO, Math.min(1f, ratio + START_OFFSETS[j])));
+        }
+        // Lloyd iterations of all starts share one fitting pass over the tensor per iteration;
+        // the first pass also fits absmax, the fallback every block is compared against.
+        Tensor[] error = new Tensor[s.length];
+        Tensor absmaxError = null;
+        for (int it = 0; it < COLD_ITERATIONS; it++) {
+            try (TensorScope tmp = scope.newChild()) {
+                Tensor[] sets = s;
+                if (it == 0) {
+                    sets = new Tensor[s.length + 1];
+                    sets[0] = absmax;
+                    System.arraycopy(s, 0, sets, 1, s.length);
+                }
+                Tensor[][] st = fit.statistics(tmp, sets);
+                int first = sets.length - s.length;
+                if (it == 0) {
+                    absmaxError = scope.keep(Fit.squaredError(tmp, st[0], absmax));
+                }
+                for (int j = 0; j < s.length; j++) {
+                    Tensor[] step = Fit.lloydStep(tmp, st[first + j], s[j]);
+                    s[j] = scope.keep(step[0]);
+                    error[j] = scope.keep(step[1]);
+                }
             }
+        }
+        Tensor best = s[0];
+        Tensor bestError = error[0];
+        for (int j = 1; j < s.length; j++) {
+            Tensor better = scope.lt(error[j], bestError);
+            best = scope.where(better, s[j], best);
+            bestError = scope.where(better, error[j], bestError);
         }
         // Per block, absmax wins unless a fit is strictly better: never worse than absmax scales.
         try (TensorScope tmp = scope.newChild()) {
-            Tensor absmaxError = fit.errorAt(tmp, absmax);
             return scope.keep(tmp.where(tmp.lt(bestError, absmaxError), best, absmax));
         }
     }
 
     /** Block statistics of the codebook fit at given scales, through one coarse SPI operation. */
-    private record Fit(TensorScope scope, Tensor flat, int blockSize, BucketTable encoder,
-            ScaleMode mode, Tensor values) {
+    private record Fit(Tensor flat, int blockSize, BucketTable encoder, ScaleMode mode,
+            Tensor values) {
 
-        /** Columns Σx·t, Σt², Σx² of {@link TensorScope#blockCodebookFit}, each [nb]. */
-        Tensor[] statistics(TensorScope tmp, Tensor s) {
-            Tensor stats = tmp.blockCodebookFit(flat, s, blockSize, mode, encoder, values);
-            int nb = stats.dim(0);
-            return new Tensor[] {tmp.reshape(tmp.sliceColumns(stats, 0, 1), nb),
-                    tmp.reshape(tmp.sliceColumns(stats, 1, 2), nb),
-                    tmp.reshape(tmp.sliceColumns(stats, 2, 3), nb)};
+        /**
+         * Per scale set ([nb] each), the columns Σx·t, Σt², Σx² of
+         * {@link TensorScope#blockCodebookFit}, each [nb]: all sets in one pass over the tensor.
+         */
+        Tensor[][] statistics(TensorScope tmp, Tensor[] sets) {
+            int nb = sets[0].dim(0);
+            Tensor[] rows = new Tensor[sets.length];
+            for (int j = 0; j < sets.length; j++) {
+                rows[j] = tmp.reshape(sets[j], 1, nb);
+            }
+            Tensor stats = tmp.blockCodebookFit(flat, tmp.concat(0, rows), blockSize, mode,
+                    encoder, values);
+            Tensor[][] out = new Tensor[sets.length][];
+            for (int j = 0; j < sets.length; j++) {
+                Tensor set = tmp.reshape(tmp.sliceRows(stats, j, j + 1), nb, 3);
+                out[j] = new Tensor[] {tmp.reshape(tmp.sliceColumns(set, 0, 1), nb),
+                    tmp.reshape(tmp.sliceColumns(set, 1, 2), nb),
+                    tmp.reshape(tmp.sliceColumns(set, 2, 3), nb)};
+            }
+            return out;
         }
 
         /** Σx² − 2s·Σx·t + s²·Σt² at s with its own codes: the exact block errors. */
-        Tensor errorAt(TensorScope tmp, Tensor s) {
-            Tensor[] st = statistics(tmp, s);
-            return squaredError(tmp, st, s);
-        }
-
-        private static Tensor squaredError(TensorScope tmp, Tensor[] st, Tensor s) {
+        static Tensor squaredError(TensorScope tmp, Tensor[] st, Tensor s) {
             return tmp.add(tmp.sub(st[2], tmp.mul(tmp.mul(st[0], s), 2f)),
                     tmp.mul(tmp.mul(st[1], s), s));
         }
 
         /**
-         * Lloyd iterations from {@code s}: s ← Σx·t / Σt² for the codes of s. Returns the scales
-         * and an upper bound of each block's squared error at them, {@code Σx² − (Σx·t)² / Σt²}
-         * for the codes of the last encoding (the final scale's own codes can only do better).
+         * One Lloyd iteration from {@code s} with the statistics {@code st} of its codes:
+         * s ← Σx·t / Σt². Returns the new scales and an upper bound of each block's squared error
+         * at them, {@code Σx² − (Σx·t)² / Σt²} for the codes of {@code s} (the new scale's own
+         * codes can only do better).
          */
-        Tensor[] lloyd(Tensor s, int iterations) {
-            Tensor error = null;
-            for (int it = 0; it < iterations; it++) {
-                try (TensorScope tmp = scope.newChild()) {
-                    Tensor[] st = statistics(tmp, s);
-                    Tensor fitted = tmp.div(st[0], st[1]);
-                    // Keep s where the fit is undefined (0/0: an all-zero block) or not positive.
-                    Tensor valid = tmp.gt(fitted, tmp.full(0f, 1));
-                    s = scope.keep(tmp.where(valid, fitted, s));
-                    Tensor fittedError = tmp.sub(st[2], tmp.mul(st[0], fitted));
-                    error = scope.keep(tmp.where(valid, fittedError, squaredError(tmp, st, s)));
-                }
-            }
-            return new Tensor[] {s, error};
+        static Tensor[] lloydStep(TensorScope tmp, Tensor[] st, Tensor s) {
+            Tensor fitted = tmp.div(st[0], st[1]);
+            // Keep s where the fit is undefined (0/0: an all-zero block) or not positive.
+            Tensor valid = tmp.gt(fitted, tmp.full(0f, 1));
+            Tensor next = tmp.where(valid, fitted, s);
+            Tensor fittedError = tmp.sub(st[2], tmp.mul(st[0], fitted));
+            return new Tensor[] {next, tmp.where(valid, fittedError, squaredError(tmp, st, next))};
         }
     }
 

@@ -43,6 +43,18 @@ public final class QuantizedTensor {
             Checks.notNull("quantized", quantized);
             Checks.finite("offset", offset);
         }
+
+        /**
+         * The scales, FLOAT32 [numel of {@code quantized}], owned by {@code scope}:
+         * {@code f32(f32(D[q] · absmax2) + offset)}, the nested quantizer's dequantization, then
+         * the offset added (two roundings, as bitsandbytes).
+         */
+        public Tensor values(TensorScope scope) {
+            try (TensorScope tmp = scope.newChild()) {
+                Tensor a = quantized.dequantize(tmp);
+                return scope.keep(tmp.add(tmp.reshape(a, quantized.numel()), offset));
+            }
+        }
     }
 
     private final Quantizer quantizer;
@@ -160,10 +172,7 @@ public final class QuantizedTensor {
         if (scales != null) {
             return scope.reshape(scales, numBlocks());
         }
-        try (TensorScope tmp = scope.newChild()) {
-            Tensor a = nested.quantized().dequantize(tmp);
-            return scope.keep(tmp.add(tmp.reshape(a, numBlocks()), nested.offset()));
-        }
+        return nested.values(scope);
     }
 
     /** The codes, UINT8 {@code [numel]}, owned by {@code scope}. */

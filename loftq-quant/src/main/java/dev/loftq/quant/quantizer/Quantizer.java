@@ -39,6 +39,19 @@ public interface Quantizer {
      */
     Tensor dequantize(TensorScope scope, QuantizedTensor q);
 
+    /**
+     * {@code dequantize(quantize(w))}, with the quantized tensor made on demand. The default does
+     * exactly that; a quantizer may skip the packing and unpacking in between, as long as both
+     * results stay bit for bit those of {@link #quantize} and {@link #dequantize}.
+     *
+     * @param scope owns the round trip's tensors
+     * @throws IllegalArgumentException as {@link #quantize}
+     */
+    default RoundTrip roundTrip(TensorScope scope, Tensor w, String name) {
+        QuantizedTensor q = quantize(scope, w, name);
+        return RoundTrip.of(q, dequantize(scope, q));
+    }
+
     /** Width of one code in the packed stream, in bits. */
     int bits();
 

@@ -372,6 +372,34 @@ public abstract class QuantizerProperties {
         }
     }
 
+    /**
+     * A round trip is quantize then dequantize, bit for bit, and the quantized tensor it makes on
+     * demand, after the scope it was made in has closed (its needs kept), is quantize's: same
+     * bytes, scales and padding.
+     */
+    @Property(tries = 60)
+    void roundTripIsQuantizeThenDequantize(@ForAll("roundTripCases") Case c) {
+        Result expected = run(subject(), c);
+        try (TensorScope outer = subject().newScope()) {
+            RoundTrip trip;
+            try (TensorScope inner = outer.newChild()) {
+                trip = c.quantizer().roundTrip(inner, tensor(inner, c.w()), "W");
+                assertArrayEquals(c.w().shape(), trip.dequantized().shape());
+                assertBitsEqual("dequantized", expected.dequantized(),
+                        inner.toFloatArray(trip.dequantized()));
+                trip.keep(outer);
+            }
+            QuantizedTensor q;
+            try (TensorScope result = outer.newChild()) {
+                q = trip.quantized(result).keep(outer);
+            }
+            assertSame(c.quantizer(), q.quantizer());
+            assertArrayEquals(expected.packed(), outer.toByteArray(q.packed()));
+            assertBitsEqual("scales", expected.scales(), outer.toFloatArray(q.scales(outer)));
+            assertEquals(expected.paddingBits(), q.paddingBits());
+        }
+    }
+
     // ==== arbitraries ==========================================================================
 
     @Provide
@@ -403,6 +431,18 @@ public abstract class QuantizerProperties {
     @Provide
     Arbitrary<Case> anyCases() {
         return allFamilies(Distribution.wellScaledValues(), true, true);
+    }
+
+    /** Every family, and codebook quantizers with MSE-optimal scales. */
+    @Provide
+    Arbitrary<Case> roundTripCases() {
+        Arbitrary<Case> mse = Combinators.combine(Arbitraries.of(CODEBOOKS),
+                Arbitraries.of(16, 64, 256), Arbitraries.of(true, false))
+                .as((book, block, dq) -> CodebookQuantizer.builder(book).blockSize(block)
+                        .blockScale(BlockScale.MSE_OPTIMAL).doubleQuantization(dq).build())
+                .flatMap(q -> tensors(anyShapes(), Distribution.wellScaledValues())
+                        .map(w -> new Case(q, w)));
+        return Arbitraries.frequencyOf(Tuple.of(3, anyCases()), Tuple.of(1, mse));
     }
 
     @Provide
