@@ -77,6 +77,9 @@ public final class Apiq {
         private final ApiqConfig config;
         private final LearnableClipQuantizer lwc;
         private final List<String> names;
+        private final List<LearnableClipQuantizer.Grouped> grouped = new ArrayList<>();
+        /** Per weight: groups, out, in. */
+        private final List<int[]> shapes = new ArrayList<>();
         private final float scaling;
         private final TensorScope data;
         private final List<Batch> fullTrain;
@@ -94,6 +97,9 @@ public final class Apiq {
             this.names = new ArrayList<>(target.weights().keySet());
             this.scaling = config.scaling();
             this.data = scope.newChild();
+            for (String n : names) {
+                grouped.add(lwc.group(data, target.weights().get(n), target.name() + "." + n));
+            }
             this.fullTrain = batches(data, train);
             this.heldOut = heldOut.isEmpty() ? List.of() : batches(data, heldOut);
         }
@@ -246,51 +252,77 @@ public final class Apiq {
             return batches(step, picked);
         }
 
-        /** γ = β = clip init, A ~ N(0, 1/(3·in)) seeded per weight, B = 0; per weight [γ, β, A, B]. */
+        /**
+         * γ = β = clip init, A ~ N(0, 1/(3·in)) seeded per weight, B = 0. The optimiser sees two
+         * flat leaves, all clipping logits [γ0, β0, γ1, β1, ...] and all factors [A0, B0, A1, ...]
+         * (one AdamW group each), so a step costs a few operations however many weights the
+         * target has; {@link #unpack} slices them into per-weight views inside the recording.
+         */
         private Tensor[] initial(TensorScope gen) {
             Map<String, Tensor> w = target.weights();
-            Tensor[] p = new Tensor[4 * names.size()];
-            for (int k = 0; k < names.size(); k++) {
-                Tensor wk = w.get(names.get(k));
-                int groups = lwc.groups(wk, target.name() + "." + names.get(k));
-                int out = wk.dim(0);
-                int in = wk.dim(1);
-                if (config.rank() > Math.min(out, in)) {
-                    throw new IllegalArgumentException("rank must be in [1, min(out, in) = "
-                            + Math.min(out, in) + "] for " + target.name() + "." + names.get(k)
-                            + ", got " + config.rank());
+            List<Tensor> clip = new ArrayList<>();
+            List<Tensor> lora = new ArrayList<>();
+            try (TensorScope tmp = gen.newChild()) {
+                for (int k = 0; k < names.size(); k++) {
+                    Tensor wk = w.get(names.get(k));
+                    int groups = lwc.groups(wk, target.name() + "." + names.get(k));
+                    int out = wk.dim(0);
+                    int in = wk.dim(1);
+                    if (config.rank() > Math.min(out, in)) {
+                        throw new IllegalArgumentException("rank must be in [1, min(out, in) = "
+                                + Math.min(out, in) + "] for " + target.name() + "."
+                                + names.get(k) + ", got " + config.rank());
+                    }
+                    shapes.add(new int[] {groups, out, in});
+                    clip.add(tmp.full(config.clipInit(), groups));
+                    clip.add(tmp.full(config.clipInit(), groups));
+                    long seed = config.seed() ^ ((target.name() + "." + names.get(k)).hashCode()
+                            * 0x9E3779B97F4A7C15L);
+                    lora.add(tmp.randomNormal(seed, 0f, (float) (1 / Math.sqrt(3.0 * in)),
+                            config.rank() * in));
+                    lora.add(tmp.full(0f, out * config.rank()));
                 }
-                p[4 * k] = gen.full(config.clipInit(), groups);
-                p[4 * k + 1] = gen.full(config.clipInit(), groups);
-                long seed = config.seed() ^ ((target.name() + "." + names.get(k)).hashCode()
-                        * 0x9E3779B97F4A7C15L);
-                p[4 * k + 2] = gen.randomNormal(seed, 0f, (float) (1 / Math.sqrt(3.0 * in)),
-                        config.rank(), in);
-                p[4 * k + 3] = gen.full(0f, out, config.rank());
+                return new Tensor[] {gen.keep(flat(tmp, clip)), gen.keep(flat(tmp, lora))};
             }
-            return p;
+        }
+
+        private static Tensor flat(TensorScope s, List<Tensor> parts) {
+            return parts.size() == 1 ? s.add(parts.get(0), 0f)
+                    : s.concat(0, parts.toArray(new Tensor[0]));
+        }
+
+        /** Per weight k: [γ_k, β_k, A_k, B_k], views of the two flat parameters. */
+        private Tensor[] unpack(TensorScope s, Tensor[] p) {
+            Tensor[] u = new Tensor[4 * shapes.size()];
+            int c = 0;
+            int l = 0;
+            int r = config.rank();
+            for (int k = 0; k < shapes.size(); k++) {
+                int groups = shapes.get(k)[0];
+                int out = shapes.get(k)[1];
+                int in = shapes.get(k)[2];
+                u[4 * k] = s.sliceRows(p[0], c, c + groups);
+                u[4 * k + 1] = s.sliceRows(p[0], c + groups, c + 2 * groups);
+                c += 2 * groups;
+                u[4 * k + 2] = s.reshape(s.sliceRows(p[1], l, l + r * in), r, in);
+                l += r * in;
+                u[4 * k + 3] = s.reshape(s.sliceRows(p[1], l, l + out * r), out, r);
+                l += out * r;
+            }
+            return u;
         }
 
         private AdamW.Group[] groups() {
-            AdamW.Group clip = new AdamW.Group(config.clipLr(), config.clipWeightDecay());
-            AdamW.Group lora = new AdamW.Group(config.loraLr(), config.loraWeightDecay());
-            AdamW.Group[] g = new AdamW.Group[4 * names.size()];
-            for (int k = 0; k < names.size(); k++) {
-                g[4 * k] = clip;
-                g[4 * k + 1] = clip;
-                g[4 * k + 2] = lora;
-                g[4 * k + 3] = lora;
-            }
-            return g;
+            return new AdamW.Group[] {new AdamW.Group(config.clipLr(), config.clipWeightDecay()),
+                new AdamW.Group(config.loraLr(), config.loraWeightDecay())};
         }
 
         /** Q_{γ,β}(W) + s·B·A per weight; straight-through rounding when {@code ad} is given. */
-        private Map<String, Tensor> effective(TensorScope s, Tensor[] p, Autograd autograd) {
-            Map<String, Tensor> w = target.weights();
+        private Map<String, Tensor> effective(TensorScope s, Tensor[] flat, Autograd autograd) {
+            Tensor[] p = unpack(s, flat);
             Map<String, Tensor> out = new LinkedHashMap<>();
             for (int k = 0; k < names.size(); k++) {
-                Tensor q = lwc.fakeQuantize(s, w.get(names.get(k)), p[4 * k], p[4 * k + 1],
-                        autograd);
+                Tensor q = lwc.fakeQuantize(s, grouped.get(k), p[4 * k], p[4 * k + 1], autograd);
                 Tensor ba = s.mul(s.matmul(p[4 * k + 3], p[4 * k + 2]), scaling);
                 out.put(names.get(k), s.add(q, ba));
             }
@@ -330,18 +362,22 @@ public final class Apiq {
             return den == 0 ? num : num / den;
         }
 
-        private ApiqResult result(Tensor[] p, double[] trainLoss, int steps, List<Double> evalLoss,
+        private ApiqResult result(Tensor[] flat, double[] trainLoss, int steps, List<Double> evalLoss,
                 List<Integer> evalSteps, int bestStep, double startError, double heldStartError) {
             Map<String, ApiqResult.Weight> weights = new LinkedHashMap<>();
             Map<String, Tensor> stored = new LinkedHashMap<>();
             Map<String, Tensor> w = target.weights();
-            for (int k = 0; k < names.size(); k++) {
-                String n = names.get(k);
-                var q = lwc.quantize(scope, w.get(n), target.name() + "." + n, p[4 * k],
-                        p[4 * k + 1]);
-                Tensor a = copy(p[4 * k + 2]);
-                Tensor b = copy(p[4 * k + 3]);
-                weights.put(n, new ApiqResult.Weight(q, a, b, copy(p[4 * k]), copy(p[4 * k + 1])));
+            try (TensorScope views = scope.newChild()) {
+                Tensor[] p = unpack(views, flat);
+                for (int k = 0; k < names.size(); k++) {
+                    String n = names.get(k);
+                    var q = lwc.quantize(scope, w.get(n), target.name() + "." + n, p[4 * k],
+                            p[4 * k + 1]);
+                    Tensor a = copy(p[4 * k + 2]);
+                    Tensor b = copy(p[4 * k + 3]);
+                    weights.put(n, new ApiqResult.Weight(q, a, b, copy(p[4 * k]),
+                            copy(p[4 * k + 1])));
+                }
             }
             double calib;
             double held;

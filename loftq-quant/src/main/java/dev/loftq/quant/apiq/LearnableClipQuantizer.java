@@ -55,6 +55,31 @@ public final class LearnableClipQuantizer {
     }
 
     /**
+     * A weight viewed as groups, with its per-group maximum and minimum: what every
+     * {@link #fakeQuantize} of it needs and that does not depend on the learned parameters.
+     *
+     * @param groups FLOAT32 [groups, groupSize]
+     * @param max FLOAT32 [groups]
+     * @param min FLOAT32 [groups]
+     * @param shape the weight's shape
+     */
+    public record Grouped(Tensor groups, Tensor max, Tensor min, int[] shape) {}
+
+    /**
+     * Groups {@code w} once, so repeated fake quantizations (one per optimiser step) skip the
+     * reductions. The weight gets no gradient through the group extremes (ApiQ learns only γ, β,
+     * A and B).
+     *
+     * @param scope owns the result
+     * @param w FLOAT32 [out, in]; not modified
+     */
+    public Grouped group(TensorScope scope, Tensor w, String name) {
+        int groups = groups(w, name);
+        Tensor x = scope.reshape(w, groups, groupSize);
+        return new Grouped(x, scope.maxLast(x), scope.minLast(x), w.shape());
+    }
+
+    /**
      * deq(quant(w; sigmoid(γ), sigmoid(β))), differentiable in w, γ and β where {@code autograd}
      * is given (else plain rounding: the same values, no gradient path needed).
      *
@@ -66,14 +91,24 @@ public final class LearnableClipQuantizer {
      */
     public Tensor fakeQuantize(TensorScope scope, Tensor w, Tensor gamma, Tensor beta,
             Autograd autograd) {
-        int groups = groups(w, "w");
+        try (TensorScope tmp = scope.newChild()) {
+            return scope.keep(fakeQuantize(tmp, group(tmp, w, "w"), gamma, beta, autograd));
+        }
+    }
+
+    /**
+     * {@link #fakeQuantize(TensorScope, Tensor, Tensor, Tensor, Autograd)} of a weight grouped
+     * with {@link #group}.
+     */
+    public Tensor fakeQuantize(TensorScope scope, Grouped w, Tensor gamma, Tensor beta,
+            Autograd autograd) {
+        int groups = w.max().dim(0);
         checkLogits("gamma", gamma, groups);
         checkLogits("beta", beta, groups);
         int bits = quantizer.codeBits();
         int qmax = (1 << bits) - 1;
-        Tensor x = scope.reshape(w, groups, groupSize);
-        Tensor hi = scope.mul(scope.sigmoid(gamma), scope.maxLast(x));
-        Tensor lo = scope.mul(scope.sigmoid(beta), scope.minLast(x));
+        Tensor hi = scope.mul(scope.sigmoid(gamma), w.max());
+        Tensor lo = scope.mul(scope.sigmoid(beta), w.min());
         Tensor scale;
         Tensor zero;
         if (quantizer.symmetric()) {
@@ -92,8 +127,11 @@ public final class LearnableClipQuantizer {
             scale = scope.reshape(scale, groups, 1);
             zero = scope.reshape(zero, groups, 1);
         }
-        Tensor code = scope.clamp(scope.add(round(scope, scope.div(x, scale), autograd), zero), 0f,
-                qmax);
+        // clamp(v, 0, qmax) of the integer-valued v, as clamp(v + 1, 1, qmax + 1) - 1: the same
+        // values, and bounds away from 0 keep the clamp a single kernel on every backend
+        Tensor shifted = scope.add(scope.add(round(scope, scope.div(w.groups(), scale), autograd),
+                zero), 1f);
+        Tensor code = scope.add(scope.clamp(shifted, 1f, qmax + 1), -1f);
         Tensor y = scope.mul(scope.sub(code, zero), scale);
         return scope.reshape(y, w.shape());
     }
@@ -120,8 +158,14 @@ public final class LearnableClipQuantizer {
         return scope.where(scope.eq(range, scope.full(0f, 1)), scope.full(1f, 1), s);
     }
 
-    /** Round half to even; with autograd, the straight-through estimator x + sg(round(x) − x). */
-    static Tensor round(TensorScope scope, Tensor x, Autograd autograd) {
+    /**
+     * Round half to even; with autograd, the straight-through estimator
+     * {@code x + stopGradient(round(x) − x)}: the same values (round(x) − x is exact in float32;
+     * a negative zero may come out positive), and the gradient of the identity.
+     *
+     * @param autograd null for plain rounding
+     */
+    public static Tensor round(TensorScope scope, Tensor x, Autograd autograd) {
         Tensor r = scope.round(x);
         if (autograd == null) {
             return r;
