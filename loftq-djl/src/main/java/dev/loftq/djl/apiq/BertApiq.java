@@ -47,7 +47,7 @@ import org.slf4j.LoggerFactory;
  * cached (an fp32 copy: the captures of later targets run it once per sentence). The
  * full-precision tree is only read.
  *
- * <p>Calibration: each sentence is one sample (batch 1, no padding); the last
+ * <p>Calibration: each sentence is one sample (its own token rows, no padding); the last
  * {@link ApiqConfig#holdOut()} of them are held out for model selection. Captures are streamed per
  * layer: host memory holds one encoder layer's inputs for all sentences (about
  * {@code 4·tokens·(3H + I)} bytes for ApiQ-lw, {@code 8·tokens·H} for ApiQ-bw).
@@ -247,7 +247,8 @@ public final class BertApiq {
      * The per-Linear output error of a quantized copy of a model: for every Linear path of
      * {@code fp} that is also a block in {@code quantized}, {@code Σ‖Y_q − Y_fp‖² / Σ‖Y_fp‖²} over
      * the tokens of {@code ids}, where Y_q is the quantized model's output of that layer on its own
-     * (propagated) inputs. One sentence at a time, so memory holds one sentence's activations.
+     * (propagated) inputs. {@value Capture#BATCH} sentences at a time, so memory holds one such
+     * batch's activations.
      *
      * @param fp the full-precision model
      * @param quantized the rewritten copy (ApiQ, LoftQ or QLoRA wrapped)
@@ -270,16 +271,19 @@ public final class BertApiq {
         double[] den = new double[paths.size()];
         try (TensorScope scope = backend.newScope()) {
             NDManager manager = DjlBackend.manager(scope);
-            for (long[] sentence : ids) {
-                Map<String, Capture.Record> a = Capture.run(fp, manager, List.of(sentence), paths, true);
-                Map<String, Capture.Record> b = Capture.run(quantized, manager, List.of(sentence), paths, true);
+            for (int start = 0; start < ids.size(); start += Capture.BATCH) {
+                List<long[]> chunk = ids.subList(start, Math.min(ids.size(), start + Capture.BATCH));
+                Map<String, Capture.Record> a = Capture.run(fp, manager, chunk, paths, true);
+                Map<String, Capture.Record> b = Capture.run(quantized, manager, chunk, paths, true);
                 for (int k = 0; k < paths.size(); k++) {
-                    float[] y = a.get(paths.get(k)).outputs().get(0);
-                    float[] yq = b.get(paths.get(k)).outputs().get(0);
-                    for (int j = 0; j < y.length; j++) {
-                        double d = (double) yq[j] - y[j];
-                        num[k] += d * d;
-                        den[k] += (double) y[j] * y[j];
+                    for (int i = 0; i < chunk.size(); i++) {
+                        float[] y = a.get(paths.get(k)).outputs().get(i);
+                        float[] yq = b.get(paths.get(k)).outputs().get(i);
+                        for (int j = 0; j < y.length; j++) {
+                            double d = (double) yq[j] - y[j];
+                            num[k] += d * d;
+                            den[k] += (double) y[j] * y[j];
+                        }
                     }
                 }
             }

@@ -10,20 +10,25 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import dev.loftq.djl.model.BlockPaths;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Records what blocks of a BERT tree see and produce, one sentence at a time (batch 1, so there
- * is no padding and every row is a real token). Memory: host float arrays of
- * {@code tokens × width} per captured path and sentence, e.g. 128 sentences of 30 tokens into a
- * 1536-wide layer take 24 MB; the drivers capture one block's paths at a time.
+ * Records what blocks of a BERT tree see and produce, per sentence. Sentences run in padded
+ * batches of up to {@value #BATCH} with the attention mask, and each sentence keeps only its own
+ * token rows (padding never reaches a real token's activations, and its rows are dropped).
+ * Memory: host float arrays of {@code tokens × width} per captured path and sentence, e.g. 128
+ * sentences of 30 tokens into a 1536-wide layer take 24 MB, plus one batch's activations.
  */
 final class Capture {
     /** Per captured path: the first input and the output of each sentence, [tokens, width] flat. */
     record Record(List<float[]> inputs, List<float[]> outputs, List<int[]> inputShapes,
             List<int[]> outputShapes) {}
+
+    /** Sentences per forward pass. */
+    static final int BATCH = 16;
 
     private Capture() {}
 
@@ -57,14 +62,30 @@ final class Capture {
         }
         try {
             recorders.forEach((p, r) -> BlockPaths.replace(root, p, r));
-            for (long[] sentence : ids) {
+            for (int start = 0; start < ids.size(); start += BATCH) {
+                List<long[]> batch = ids.subList(start, Math.min(ids.size(), start + BATCH));
+                int t = 0;
+                int[] lengths = new int[batch.size()];
+                for (int i = 0; i < lengths.length; i++) {
+                    lengths[i] = batch.get(i).length;
+                    t = Math.max(t, lengths[i]);
+                }
+                long[] flat = new long[batch.size() * t];
+                long[] mask = new long[flat.length];
+                for (int i = 0; i < lengths.length; i++) {
+                    System.arraycopy(batch.get(i), 0, flat, i * t, lengths[i]);
+                    Arrays.fill(mask, i * t, i * t + lengths[i], 1L);
+                }
+                for (Recorder r : recorders.values()) {
+                    r.lengths = lengths;
+                }
                 seen[0] = 0;
                 try (NDManager m = manager.newSubManager()) {
-                    NDArray idArr = m.create(sentence, new Shape(1, sentence.length));
-                    NDArray mask = m.ones(new Shape(1, sentence.length), idArr.getDataType());
-                    root.forward(new ParameterStore(m, false), new NDList(idArr, mask), false);
+                    Shape shape = new Shape(lengths.length, t);
+                    root.forward(new ParameterStore(m, false),
+                            new NDList(m.create(flat, shape), m.create(mask, shape)), false);
                 } catch (Stop stop) {
-                    // every path recorded this sentence
+                    // every path recorded this batch
                 }
             }
         } finally {
@@ -91,6 +112,7 @@ final class Capture {
         private final Record record = new Record(new ArrayList<>(), new ArrayList<>(),
                 new ArrayList<>(), new ArrayList<>());
         private Runnable done;
+        private int[] lengths;
 
         Recorder(Block inner, boolean outputs) {
             this.inner = inner;
@@ -101,28 +123,29 @@ final class Capture {
         protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training,
                 PairList<String, Object> params) {
             NDArray x = inputs.head();
-            record.inputs().add(x.toFloatArray());
-            record.inputShapes().add(rows(x.getShape()));
+            split(x, record.inputs(), record.inputShapes());
             NDList y = inner.forward(ps, inputs, training, params);
             if (outputs) {
-                record.outputs().add(y.head().toFloatArray());
-                record.outputShapes().add(rows(y.head().getShape()));
+                split(y.head(), record.outputs(), record.outputShapes());
             }
             done.run();
             return y;
         }
 
-        /** [1, T, w] → [T, w]. */
-        private static int[] rows(Shape s) {
-            long[] d = s.getShape();
-            if (d.length < 2 || d[0] != 1) {
-                throw new IllegalStateException("expected a batch of one sentence, got " + s);
+        /** [B, T, w] → per sentence its first length rows [length, w]. */
+        private void split(NDArray a, List<float[]> values, List<int[]> shapes) {
+            long[] d = a.getShape().getShape();
+            if (d.length != 3 || d[0] != lengths.length) {
+                throw new IllegalStateException("expected [" + lengths.length + ", tokens, width], got "
+                        + a.getShape());
             }
-            int[] out = new int[d.length - 1];
-            for (int i = 1; i < d.length; i++) {
-                out[i - 1] = Math.toIntExact(d[i]);
+            int t = Math.toIntExact(d[1]);
+            int w = Math.toIntExact(d[2]);
+            float[] all = a.toFloatArray();
+            for (int i = 0; i < lengths.length; i++) {
+                values.add(Arrays.copyOfRange(all, i * t * w, (i * t + lengths[i]) * w));
+                shapes.add(new int[] {lengths[i], w});
             }
-            return out;
         }
 
         @Override
