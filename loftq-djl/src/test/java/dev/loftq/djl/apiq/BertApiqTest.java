@@ -115,15 +115,15 @@ class BertApiqTest {
                 assertEquals(36, apiq.size());
             }
         }
-        // an interrupted run: the last three targets never finished
-        for (TargetReport t : fullReports.subList(3, 6)) {
+        // an interrupted run: the last target never finished
+        for (TargetReport t : fullReports.subList(5, 6)) {
             Files.delete(dir.resolve(t.path() + ".safetensors"));
         }
         try (MiniLmModel q = MiniLmModel.fromClasspath(); BertApiq.Result r = layerwise(q, dir, STEPS)) {
             for (int i = 0; i < 6; i++) {
                 TargetReport a = fullReports.get(i);
                 TargetReport b = r.reports().get(i);
-                assertEquals(i < 3, b.resumed(), b.toString());
+                assertEquals(i < 5, b.resumed(), b.toString());
                 // resumed targets are read back exactly; retrained ones match up to the BLAS's
                 // summation order (MKL may pick another thread split on a busy machine)
                 double tol = b.resumed() ? 0 : 1e-3 * a.calibrationError();
@@ -140,7 +140,7 @@ class BertApiqTest {
     @Test
     void blockwiseLowersTheLayersOutputError() throws IOException {
         try (MiniLmModel q = MiniLmModel.fromClasspath();
-                BertApiq.Result r = BertApiq.builder(backend, config(STEPS / 2)).optLayers(1).build()
+                BertApiq.Result r = BertApiq.builder(backend, config(STEPS / 4)).optLayers(1).build()
                         .blockwise(fp.block(), q.block(), ids)) {
             assertEquals(1, r.reports().size());
             TargetReport t = r.reports().get(0);
