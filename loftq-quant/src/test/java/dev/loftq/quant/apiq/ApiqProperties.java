@@ -1,6 +1,5 @@
 package dev.loftq.quant.apiq;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -163,9 +162,5 @@ public abstract class ApiqProperties {
     @net.jqwik.api.Provide
     net.jqwik.api.Arbitrary<Long> seeds() {
         return net.jqwik.api.Arbitraries.longs();
-    }
-
-    static void assertShape(int[] expected, Tensor t) {
-        assertArrayEquals(expected, t.shape());
     }
 }
