@@ -35,7 +35,8 @@ import picocli.CommandLine.Option;
  * (rank 16 or 64), started by QLoRA, published LoftQ or this library's LoftQ default; a table of
  * weight error and embedding agreement with fp32 on the held-out sentences; a short distillation
  * fine-tuning of the NF2 r16 model's adapters on the calibration sentences; plots and tables into
- * {@code --out}. Configurations run {@code --threads} at a time, each on its own model.
+ * {@code --out}. Configurations run {@code --threads} at a time, each on its own model; the
+ * fine-tuning runs after them, alone.
  */
 @Command(name = "loftq-demo", mixinStandardHelpOptions = true, version = "loftq-demo 0.1.0",
         description = "LoftQ vs QLoRA on all-MiniLM-L6-v2: weight error, embedding cosine and similarity ranking "
@@ -129,19 +130,6 @@ public final class MiniLmDemo implements Callable<Integer> {
             Runnable message = () -> bar.setExtraMessage(String.format(Locale.ROOT, " %d/%d configs%s",
                     done.get(), variants.size(), tuned == null ? "" : ", step " + trained.get() + "/" + steps));
             message.run();
-            // The fine-tuned model is measured as its table row first; it is the longest job, so it starts first.
-            Future<FineTuneResult> tuning = tuned == null ? null : pool.submit(() -> {
-                Distillation d = new Distillation(steps, batchSize, learningRate, seed);
-                return experiment.fineTune(tuned, d, sentences.calibration(), bar::step, step -> {
-                    if (step == 1) {
-                        done.incrementAndGet(); // its row is measured
-                        bar.step();
-                    }
-                    trained.set(step);
-                    bar.step();
-                    message.run();
-                });
-            });
             Map<Variant, Future<VariantResult>> rows = new LinkedHashMap<>();
             for (Variant v : variants) {
                 if (!v.equals(tuned)) {
@@ -154,8 +142,22 @@ public final class MiniLmDemo implements Callable<Integer> {
                     }));
                 }
             }
-            if (tuning != null) {
-                fineTuned = get(tuning);
+            for (Future<VariantResult> f : rows.values()) {
+                get(f);
+            }
+            // Fine-tuning runs alone: while other threads evaluated, its gradients turned NaN (seen
+            // in two runs; PyTorch's autograd through DJL is not known to be safe beside other work).
+            if (tuned != null) {
+                Distillation d = new Distillation(steps, batchSize, learningRate, seed);
+                fineTuned = experiment.fineTune(tuned, d, sentences.calibration(), bar::step, step -> {
+                    if (step == 1) {
+                        done.incrementAndGet(); // its row is measured
+                        bar.step();
+                    }
+                    trained.set(step);
+                    bar.step();
+                    message.run();
+                });
             }
             for (Variant v : variants) {
                 results.add(v.equals(tuned) ? fineTuned.start() : get(rows.get(v)));
