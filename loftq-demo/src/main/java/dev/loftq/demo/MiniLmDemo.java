@@ -11,10 +11,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -36,7 +34,7 @@ import picocli.CommandLine.Option;
  * weight error and embedding agreement with fp32 on the held-out sentences; a short distillation
  * fine-tuning of the NF2 r16 model's adapters on the calibration sentences; plots and tables into
  * {@code --out}. Configurations run {@code --threads} at a time, each on its own model; the
- * fine-tuning runs after them, alone.
+ * fine-tuning runs after them, alone, on a freshly initialised model.
  */
 @Command(name = "loftq-demo", mixinStandardHelpOptions = true, version = "loftq-demo 0.1.0",
         description = "LoftQ vs QLoRA on all-MiniLM-L6-v2: weight error, embedding cosine and similarity ranking "
@@ -111,7 +109,6 @@ public final class MiniLmDemo implements Callable<Integer> {
                 }
             }
         }
-        Variant tuned = steps == 0 ? null : new Variant(Format.NF2, 16, finetuneInit);
         stdout.printf(Locale.ROOT, "all-MiniLM-L6-v2: %d configurations x %d Linear layers, LoftQ T=%d, alpha = rank; "
                 + "evaluated on %d held-out sentences (%d pairs)%n", variants.size(), LAYERS, iterations,
                 heldOut.size(), heldOut.size() * (heldOut.size() - 1) / 2);
@@ -121,56 +118,51 @@ public final class MiniLmDemo implements Callable<Integer> {
         ModelResource tokenizer = ModelResource.classpath(MiniLmModel.TOKENIZER_RESOURCE);
         List<VariantResult> results = new ArrayList<>();
         FineTuneResult fineTuned = null;
+        ResultTable table;
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         try (DjlBackend backend = DjlBackend.cpu();
-                ProgressBar bar = bar(variants.size() * (LAYERS + 1L) + steps)) {
+                ProgressBar bar = bar(variants.size() * (LAYERS + 1L) + (steps == 0 ? 0 : LAYERS + steps))) {
             Experiment experiment = new Experiment(backend, weights, tokenizer, heldOut, iterations, seed);
             AtomicInteger done = new AtomicInteger();
             AtomicInteger trained = new AtomicInteger();
             Runnable message = () -> bar.setExtraMessage(String.format(Locale.ROOT, " %d/%d configs%s",
-                    done.get(), variants.size(), tuned == null ? "" : ", step " + trained.get() + "/" + steps));
+                    done.get(), variants.size(), steps == 0 ? "" : ", step " + trained.get() + "/" + steps));
             message.run();
-            Map<Variant, Future<VariantResult>> rows = new LinkedHashMap<>();
+            List<Future<VariantResult>> rows = new ArrayList<>();
             for (Variant v : variants) {
-                if (!v.equals(tuned)) {
-                    rows.put(v, pool.submit(() -> {
-                        VariantResult r = experiment.evaluate(v, bar::step);
-                        done.incrementAndGet();
-                        bar.step();
-                        message.run();
-                        return r;
-                    }));
-                }
+                rows.add(pool.submit(() -> {
+                    VariantResult r = experiment.evaluate(v, bar::step);
+                    done.incrementAndGet();
+                    bar.step();
+                    message.run();
+                    return r;
+                }));
             }
-            for (Future<VariantResult> f : rows.values()) {
-                get(f);
+            for (Future<VariantResult> f : rows) {
+                results.add(get(f));
             }
-            // Fine-tuning runs alone: while other threads evaluated, its gradients turned NaN (seen
-            // in two runs; PyTorch's autograd through DJL is not known to be safe beside other work).
-            if (tuned != null) {
+            pool.shutdown();
+            table = new ResultTable(results);
+            stdout.println();
+            stdout.print(table.text());
+            stdout.flush();
+            Files.writeString(out.resolve("results.csv"), table.csv(), StandardCharsets.UTF_8);
+            Plots.configurations(results, out.resolve("configurations.png"));
+            // Fine-tuning runs alone, on a model of its own: while other threads evaluated, its
+            // gradients turned NaN (seen in two runs), so nothing else touches the engine meanwhile.
+            if (steps > 0) {
+                Variant tuned = new Variant(Format.NF2, 16, finetuneInit);
                 Distillation d = new Distillation(steps, batchSize, learningRate, seed);
                 fineTuned = experiment.fineTune(tuned, d, sentences.calibration(), bar::step, step -> {
-                    if (step == 1) {
-                        done.incrementAndGet(); // its row is measured
-                        bar.step();
-                    }
                     trained.set(step);
                     bar.step();
                     message.run();
                 });
             }
-            for (Variant v : variants) {
-                results.add(v.equals(tuned) ? fineTuned.start() : get(rows.get(v)));
-            }
         } finally {
             pool.shutdownNow();
         }
 
-        ResultTable table = new ResultTable(results);
-        stdout.println();
-        stdout.print(table.text());
-        Files.writeString(out.resolve("results.csv"), table.csv(), StandardCharsets.UTF_8);
-        Plots.configurations(results, out.resolve("configurations.png"));
         String summary = fineTuned == null ? "" : fineTuneSummary(fineTuned, sentences.calibration().size());
         stdout.print(summary);
         double wall = (System.nanoTime() - start) / 1e9;
