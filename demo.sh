@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The real-model demo in one command, from a fresh clone: builds loftq-demo and the modules it needs
+# (tests skipped; nothing is installed into ~/.m2), then runs it, forwarding the arguments:
+#   ./demo.sh                     # the full demo into demo-out/ (under 10 min on 2 cores)
+#   ./demo.sh --help              # options: --out, --steps, --eval-sentences, --threads, ...
+# Needs Java 17+ and Maven 3.8+; the build downloads from Maven Central once, the run is offline.
+# Set DEMO_REBUILD=0 to skip the build after the first one; JAVA_OPTS passes JVM options.
+set -euo pipefail
+root="$(cd "$(dirname "$0")" && pwd)"
+cpfile="$root/loftq-demo/target/classpath.txt"
+if [[ ! -f "$cpfile" || "${DEMO_REBUILD:-1}" != 0 ]]; then
+  echo "building loftq-demo (mvn package, tests skipped)..." >&2
+  (cd "$root" && mvn -B -ntp -q -DskipTests -pl loftq-demo -am package >&2)
+fi
+# Transparent huge pages for glibc malloc (glibc >= 2.35; ignored elsewhere): PyTorch allocates fresh
+# activation buffers at every forward, and with 4 KiB pages the page faults cost more than the maths.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
+exec java ${JAVA_OPTS:--Xmx3g} -Dai.djl.offline=true -Djava.awt.headless=true \
+    -cp "$root/loftq-demo/target/classes:$(cat "$cpfile")" dev.loftq.demo.MiniLmDemo "$@"
