@@ -19,11 +19,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.DelegatingProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -34,11 +30,13 @@ import picocli.CommandLine.Option;
  * weight error and embedding agreement with fp32 on the held-out sentences; a short distillation
  * fine-tuning of the NF2 r16 model's adapters on the calibration sentences; plots and tables into
  * {@code --out}. Configurations run {@code --threads} at a time, each on its own model; the
- * fine-tuning runs after them, alone, on a freshly initialised model.
+ * fine-tuning runs after them, alone, on a freshly initialised model. Its subcommand {@code apiq}
+ * is {@link ApiqDemo}.
  */
 @Command(name = "loftq-demo", mixinStandardHelpOptions = true, version = "loftq-demo 0.1.0",
         description = "LoftQ vs QLoRA on all-MiniLM-L6-v2: weight error, embedding cosine and similarity ranking "
-                + "against fp32, and a short adapter fine-tuning. Progress on stderr, the table on stdout.")
+                + "against fp32, and a short adapter fine-tuning. Progress on stderr, the table on stdout.",
+        subcommands = ApiqDemo.class)
 public final class MiniLmDemo implements Callable<Integer> {
     private static final int[] RANKS = {16, 64};
     private static final int LAYERS = 36;
@@ -78,19 +76,16 @@ public final class MiniLmDemo implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    /** Runs the demo with {@code args} and exits with its code (0 ok, 1 failed, 2 bad arguments). */
+    /**
+     * Runs the demo (or, with {@code apiq} first, {@link ApiqDemo}) with {@code args} and exits with
+     * its code (0 ok, 1 failed, 2 bad arguments).
+     */
     public static void main(String[] args) {
         System.setProperty("java.awt.headless", "true");
         if (System.getProperty("ai.djl.offline") == null) {
             System.setProperty("ai.djl.offline", "true"); // natives come from Maven; never download
         }
-        CommandLine cl = new CommandLine(new MiniLmDemo());
-        cl.setCaseInsensitiveEnumValuesAllowed(true);
-        cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
-            commandLine.getErr().println("loftq-demo: error: " + (e.getMessage() == null ? e : e.getMessage()));
-            return e instanceof IllegalArgumentException ? 2 : 1;
-        });
-        System.exit(cl.execute(args));
+        System.exit(Cli.commandLine(new MiniLmDemo()).execute(args));
     }
 
     @Override
@@ -248,10 +243,6 @@ public final class MiniLmDemo implements Callable<Integer> {
 
     /** One bar on stderr for all the work (layer initializations, evaluations, training steps). */
     private ProgressBar bar(long max) {
-        ProgressBarBuilder b = new ProgressBarBuilder().setTaskName("demo").setInitialMax(max)
-                .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(1000).continuousUpdate()
-                .setConsumer(noProgress ? new DelegatingProgressBarConsumer(s -> { })
-                        : new ConsoleProgressBarConsumer(System.err));
-        return b.build();
+        return Cli.progressBar("demo", max, noProgress);
     }
 }

@@ -1,6 +1,8 @@
 package dev.loftq.demo;
 
+import dev.loftq.djl.apiq.TargetReport;
 import java.io.IOException;
+import java.util.Locale;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -12,7 +14,7 @@ import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
-/** The demo's two PNG plots, drawn with XChart (headless AWT). */
+/** The demos' PNG plots, drawn with XChart (headless AWT). */
 final class Plots {
     private Plots() {}
 
@@ -61,6 +63,27 @@ final class Plots {
         raw.setMarker(SeriesMarkers.NONE);
         XYSeries smooth = chart.addSeries("running mean over " + window + " steps", x, mean);
         smooth.setMarker(SeriesMarkers.NONE);
+        BitmapEncoder.saveBitmap(chart, png.toString(), BitmapEncoder.BitmapFormat.PNG);
+    }
+
+    /**
+     * ApiQ's training loss (mean squared error of each step's batch) per target, log scale, one line
+     * per target labelled with its calibration error before and after.
+     */
+    static void targetLosses(List<TargetReport> reports, String title, Path png) throws IOException {
+        XYChart chart = new XYChartBuilder().width(1000).height(600).title(title)
+                .xAxisTitle("step").yAxisTitle("training loss (MSE, log scale)").build();
+        chart.getStyler().setYAxisLogarithmic(true);
+        for (TargetReport r : reports) {
+            double[] loss = r.trainLoss();
+            double[] x = new double[loss.length];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = i + 1;
+            }
+            String name = String.format(Locale.ROOT, "%s: error %.3f -> %.3f", r.path().replace("encoder.", ""),
+                    r.startError(), r.calibrationError());
+            chart.addSeries(name, x, loss).setMarker(SeriesMarkers.NONE);
+        }
         BitmapEncoder.saveBitmap(chart, png.toString(), BitmapEncoder.BitmapFormat.PNG);
     }
 }
