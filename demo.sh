@@ -3,6 +3,7 @@
 # (tests skipped; nothing is installed into ~/.m2), then runs it, forwarding the arguments:
 #   ./demo.sh                     # the full demo into demo-out/ (under 10 min on 2 cores)
 #   ./demo.sh --help              # options: --out, --steps, --eval-sentences, --threads, ...
+#   ./demo.sh apiq [options]      # the ApiQ table (issue 8) into apiq-out/; ./demo.sh apiq --help
 # Needs Java 17+ and Maven 3.8+; the build downloads from Maven Central once, the run is offline.
 # Set DEMO_REBUILD=0 to skip the build after the first one; JAVA_OPTS passes JVM options.
 set -euo pipefail
