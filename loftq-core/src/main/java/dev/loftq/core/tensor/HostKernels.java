@@ -27,22 +27,20 @@ public final class HostKernels {
             for (int b = from / blockSize; b <= last; b++) {
                 int o = b * blockSize;
                 int end = o + Math.min(blockSize, to - o);
-                float m = 0f;
-                boolean nan = false;
+                // The bits of |x| order as the values do, and every NaN's above +Inf's: an
+                // integer max, which the JIT vectorises, finds both the absmax and any NaN.
+                int m = 0;
                 for (int i = o; i < end; i++) {
-                    float a = Math.abs(x[i]);
-                    nan |= a != a;
-                    m = Math.max(m, a);
+                    m = Math.max(m, Float.floatToRawIntBits(x[i]) & 0x7fffffff);
                 }
-                out[b] = nan ? Float.NaN : m;
+                out[b] = m > 0x7f800000 ? Float.NaN : Float.intBitsToFloat(m);
             }
         });
     }
 
     /**
-     * out[i] = table.encode(normalise(x[i], scale[i / blockSize])) for i in [0, n). A branch-free
-     * binary search over the thresholds padded to 2^m - 1 with +Inf sentinels, which counts the
-     * thresholds strictly below xn exactly as {@link BucketTable#encode} does.
+     * out[i] = table.encode(normalise(x[i], scale[i / blockSize])) for i in [0, n), counting the
+     * thresholds below each value with a {@link Slots}.
      */
     public static void encode(float[] x, int n, float[] scale, int blockSize, ScaleMode mode,
             BucketTable table, byte[] out) {
@@ -50,15 +48,15 @@ public final class HostKernels {
         if (x.length < n || out.length < n || scale.length < nb) {
             throw new IllegalArgumentException("encode: arrays too short");
         }
-        float[] padded = paddedThresholds(table);
+        Slots slots = new Slots(table);
         int[] c = table.codes();
-        byte[] codes = new byte[padded.length + 1];
-        for (int k = 0; k < codes.length; k++) {
-            codes[k] = (byte) c[Math.min(k, c.length - 1)];
+        float[] perCount = new float[c.length];
+        for (int k = 0; k < c.length; k++) {
+            perCount[k] = c[k];
         }
+        float[] code = slots.lookup(perCount);
         byte nanCode = (byte) table.nanCode();
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
-        int top = (padded.length + 1) >>> 1;
         Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
             int last = (to - 1) / blockSize;
             for (int b = from / blockSize; b <= last; b++) {
@@ -68,28 +66,78 @@ public final class HostKernels {
                 float r = 1f / s;
                 for (int i = o; i < end; i++) {
                     float xn = reciprocal ? x[i] * r : x[i] / s;
-                    int k = 0;
-                    for (int half = top; half > 0; half >>>= 1) {
-                        k += xn > padded[k + half - 1] ? half : 0;
-                    }
-                    out[i] = xn != xn ? nanCode : codes[k];
+                    out[i] = xn != xn ? nanCode : (byte) code[slots.slot(xn)];
                 }
             }
         });
     }
 
     /**
-     * The table's thresholds padded with +Inf to 2^m - 1 entries, so that a branch-free binary
-     * search of m halvings (starting at (length + 1) / 2) counts the thresholds strictly below a
-     * value exactly as {@link BucketTable#encode} does.
+     * Where a normalised value falls among a {@link BucketTable}'s thresholds, as an index into a
+     * per-slot lookup table ({@link #lookup}): through the table's {@link BucketIndex} (one bin and
+     * one comparison), or for tables too dense for one, a binary search over the thresholds padded
+     * to 2^m - 1 with +Inf sentinels. Both count the thresholds strictly below a value exactly as
+     * {@link BucketTable#encode} does, and both are branch-free (see {@link BucketIndex}).
      */
-    private static float[] paddedThresholds(BucketTable table) {
-        float[] t = table.thresholds();
-        int levels = 32 - Integer.numberOfLeadingZeros(t.length); // 2^levels - 1 >= t.length
-        float[] padded = new float[(1 << levels) - 1];
-        java.util.Arrays.fill(padded, Float.POSITIVE_INFINITY);
-        System.arraycopy(t, 0, padded, 0, t.length);
-        return padded;
+    private static final class Slots {
+        /** The index's fields, or null split for the binary search. */
+        private final float low;
+        private final float high;
+        private final float origin;
+        private final float perUnit;
+        private final float[] split;
+        private final BucketIndex index;
+        private final float[] padded;
+        private final int top;
+
+        Slots(BucketTable table) {
+            index = BucketIndex.of(table);
+            float[] t = table.thresholds();
+            low = t[0];
+            high = Math.nextUp(t[t.length - 1]);
+            if (index != null) {
+                origin = index.origin;
+                perUnit = index.perUnit;
+                split = index.split;
+                padded = null;
+                top = 0;
+            } else {
+                origin = 0f;
+                perUnit = 0f;
+                split = null;
+                int levels = 32 - Integer.numberOfLeadingZeros(t.length); // 2^levels - 1 >= size
+                padded = new float[(1 << levels) - 1];
+                java.util.Arrays.fill(padded, Float.POSITIVE_INFINITY);
+                System.arraycopy(t, 0, padded, 0, t.length);
+                top = (padded.length + 1) >>> 1;
+            }
+        }
+
+        /** The slot of a value; memory-safe for NaN (whose slot callers must not use). */
+        int slot(float xn) {
+            float v = Math.min(Math.max(xn, low), high); // changes no count
+            if (split != null) {
+                int bin = (int) ((v - origin) * perUnit);
+                return 2 * bin + (Float.floatToRawIntBits(split[bin] - v) >>> 31);
+            }
+            int k = 0;
+            for (int half = top; half > 0; half >>>= 1) {
+                k += half & (Float.floatToRawIntBits(padded[k + half - 1] - v) >> 31);
+            }
+            return k;
+        }
+
+        /** Per slot, {@code perCount[count of thresholds below]}; perCount has thresholds + 1 entries. */
+        float[] lookup(float[] perCount) {
+            if (index != null) {
+                return index.lookup(perCount);
+            }
+            float[] out = new float[padded.length + 1];
+            for (int k = 0; k < out.length; k++) {
+                out[k] = perCount[Math.min(k, perCount.length - 1)];
+            }
+            return out;
+        }
     }
 
     /**
@@ -107,15 +155,15 @@ public final class HostKernels {
                 || out.length < 3L * sets * nb) {
             throw new IllegalArgumentException("blockCodebookFit: arrays too short");
         }
-        float[] padded = paddedThresholds(table);
+        Slots slots = new Slots(table);
         int[] c = table.codes();
-        float[] bucketValue = new float[padded.length + 1];
-        for (int k = 0; k < bucketValue.length; k++) {
-            bucketValue[k] = values[c[Math.min(k, c.length - 1)]];
+        float[] perCount = new float[c.length];
+        for (int k = 0; k < c.length; k++) {
+            perCount[k] = values[c[k]];
         }
+        float[] slotValue = slots.lookup(perCount);
         float nanValue = values[table.nanCode()];
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
-        int top = (padded.length + 1) >>> 1;
         Parallel.forRange(n, GRAIN / sets, blockSize, (from, to) -> {
             int last = (to - 1) / blockSize;
             for (int b = from / blockSize; b <= last; b++) {
@@ -133,11 +181,7 @@ public final class HostKernels {
                     for (int i = o; i < end; i++) {
                         float v = x[i];
                         float xn = reciprocal ? v * r : v / s;
-                        int k = 0;
-                        for (int half = top; half > 0; half >>>= 1) {
-                            k += xn > padded[k + half - 1] ? half : 0;
-                        }
-                        double q = xn != xn ? nanValue : bucketValue[k];
+                        double q = xn != xn ? nanValue : slotValue[slots.slot(xn)];
                         xt += v * q;
                         tt += q * q;
                     }
