@@ -133,11 +133,28 @@ final class DjlScope implements TensorScope {
         DjlTensor d = in("toFloatArray", "t", t);
         requireType("toFloatArray", "t", d, DType.FLOAT32);
         int n = Shapes.numelInt("toFloatArray", d.shape());
+        if (d.hostCopy() != null) {
+            return d.hostCopy().clone();
+        }
         float[] out = new float[n];
         if (n > 0) {
             download(d.nd(), n, 4, (buf, from, len) -> buf.asFloatBuffer().get(out, from, len));
         }
         return out;
+    }
+
+    /**
+     * The values of a FLOAT32 tensor for a host kernel, downloaded once per tensor: a quantizer
+     * reads the same weight for its absmax, its scale search and its encoding, and each download
+     * of a 4096 x 4096 matrix costs about as much as the kernel. The array is shared: read-only.
+     */
+    private float[] hostFloats(DjlTensor d) {
+        float[] values = d.hostCopy();
+        if (values == null) {
+            values = toFloatArray(d);
+            d.hostCopy(values);
+        }
+        return values;
     }
 
     @Override
@@ -564,7 +581,7 @@ final class DjlScope implements TensorScope {
         if (backend.hostKernels()) {
             int blocks = (int) (((long) n + blockSize - 1) / blockSize);
             float[] out = new float[blocks];
-            HostKernels.blockAbsMax(toFloatArray(d), n, blockSize, out);
+            HostKernels.blockAbsMax(hostFloats(d), n, blockSize, out);
             return out(uploadFloats(out, blocks));
         }
         return withTmp(tmp -> NdKernels.blockAbsMax(tmp, d.nd(), n, blockSize));
@@ -582,7 +599,7 @@ final class DjlScope implements TensorScope {
         int n = Shapes.numelInt("encode", d.shape());
         DjlTensor s = scaleArg("encode", scale, n, blockSize);
         int[] shape = d.shape();
-        float[] xs = toFloatArray(d);
+        float[] xs = hostFloats(d);
         float[] ss = toFloatArray(s);
         byte[] codes = new byte[n];
         HostKernels.encode(xs, n, ss, blockSize, mode, table, codes);
@@ -610,7 +627,7 @@ final class DjlScope implements TensorScope {
         HostKernels.requireCodesIndexValues("blockCodebookFit", table, v.dim(0));
         int nb = HostKernels.blockCount(n, blockSize);
         float[] out = new float[3 * sets * nb];
-        HostKernels.blockCodebookFit(toFloatArray(d), n, toFloatArray(s), sets, blockSize, mode,
+        HostKernels.blockCodebookFit(hostFloats(d), n, toFloatArray(s), sets, blockSize, mode,
                 table, toFloatArray(v), out);
         return out(uploadFloats(out, s.rank() == 1 ? new int[] {nb, 3} : new int[] {sets, nb, 3}));
     }

@@ -18,6 +18,12 @@ final class DjlTensor implements Tensor {
     private final DType dtype;
     private final int[] shape;
     private DjlScope owner;
+    /**
+     * The values on the host, once a host kernel needed them (see DjlScope#hostFloats); read-only.
+     * Tensors are never modified in place (gradients are handed out as copies), so the copy stays
+     * valid while the tensor lives.
+     */
+    private float[] hostCopy;
 
     DjlTensor(DjlScope owner, NDArray nd) {
         this.owner = owner;
@@ -54,6 +60,14 @@ final class DjlTensor implements Tensor {
 
     NDArray nd() {
         return nd;
+    }
+
+    float[] hostCopy() {
+        return hostCopy;
+    }
+
+    void hostCopy(float[] values) {
+        hostCopy = values;
     }
 
     DjlScope owner() {
