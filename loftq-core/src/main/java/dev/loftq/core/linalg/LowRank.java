@@ -109,7 +109,9 @@ public final class LowRank {
         try (TensorScope work = scope.newChild()) {
             Tensor omega = sketch(work, cols, k, warmStart, seed);
             double[] previous = null;
-            int maxSteps = options.exact() ? options.maxIterations() : options.powerIterations() + 1;
+            int maxSteps = options.exact() ? options.maxIterations()
+                    : (warmStart == null ? options.powerIterations()
+                            : options.warmPowerIterations()) + 1;
             int step = 0;
             while (true) {
                 step++;
