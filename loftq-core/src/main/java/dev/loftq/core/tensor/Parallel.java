@@ -6,10 +6,37 @@ import java.util.concurrent.RecursiveAction;
 /**
  * Coarse data parallelism for host kernels: splits {@code [0, n)} into contiguous chunks that run
  * on the common fork-join pool (the calling thread takes part). Chunks are never smaller than
- * {@code grain}, so small inputs stay on the calling thread.
+ * {@code grain}, so small inputs stay on the calling thread, and so does everything run inside
+ * {@link #serially}.
  */
 public final class Parallel {
+    private static final ThreadLocal<Boolean> SERIAL = ThreadLocal.withInitial(() -> false);
+
     private Parallel() {}
+
+    /**
+     * Runs {@code work} with every host kernel it calls on the calling thread: for callers that
+     * already keep all cores busy with one task per thread (a checkpoint processed layer by layer
+     * on several threads), where splitting each kernel again only makes threads wait for each
+     * other.
+     */
+    public static <T, E extends Exception> T serially(Work<T, E> work) throws E {
+        if (SERIAL.get()) {
+            return work.run();
+        }
+        SERIAL.set(true);
+        try {
+            return work.run();
+        } finally {
+            SERIAL.set(false);
+        }
+    }
+
+    /** Work run by {@link #serially}. */
+    @FunctionalInterface
+    public interface Work<T, E extends Exception> {
+        T run() throws E;
+    }
 
     /** The body of a parallel loop over the half-open range {@code [from, to)}. */
     @FunctionalInterface
@@ -26,7 +53,7 @@ public final class Parallel {
             return;
         }
         int threads = ForkJoinPool.getCommonPoolParallelism() + 1;
-        if (threads <= 1 || n <= grain) {
+        if (threads <= 1 || n <= grain || SERIAL.get()) {
             body.run(0, n);
             return;
         }

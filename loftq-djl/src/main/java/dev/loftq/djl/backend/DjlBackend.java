@@ -130,6 +130,22 @@ public final class DjlBackend implements Backend, AutoCloseable {
         return on(Engine.getEngine(ENGINE).getGpuCount() > 0 ? Device.gpu(0) : Device.cpu());
     }
 
+
+    /**
+     * The threads each PyTorch CPU operation may use (torch's intra-op parallelism), for the whole
+     * process: by default the number of cores, which is right for one caller; callers that run
+     * several operations at once on separate threads divide the cores instead of multiplying
+     * threads.
+     */
+    public static int cpuOperationThreads() {
+        return ai.djl.pytorch.jni.JniUtils.getNumThreads();
+    }
+
+    /** Sets {@link #cpuOperationThreads()}, >= 1, for the whole process. */
+    public static void cpuOperationThreads(int threads) {
+        ai.djl.pytorch.jni.JniUtils.setNumThreads(dev.loftq.core.Checks.inRange("threads", threads,
+                1, 4096));
+    }
     @Override
     public String name() {
         return NAME;

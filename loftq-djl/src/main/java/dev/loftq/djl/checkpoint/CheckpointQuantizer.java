@@ -7,8 +7,10 @@ import dev.loftq.core.io.SafetensorsHeader.TensorInfo;
 import dev.loftq.core.io.SafetensorsHeader.TensorSpec;
 import dev.loftq.core.io.TensorData;
 import dev.loftq.core.tensor.Backend;
+import dev.loftq.core.tensor.Parallel;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
+import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.io.AtomicFiles;
 import dev.loftq.djl.io.Bnb4bitWeight;
 import dev.loftq.djl.io.BnbCheckpointWriter;
@@ -381,6 +383,13 @@ public final class CheckpointQuantizer {
         todo.sort(Comparator.comparingLong(Target::bytes).reversed()
                 .thenComparing(Target::module));
         MemoryBudget budget = new MemoryBudget(b.memoryBudget);
+        // Several layers at once on a CPU: each PyTorch operation gets its share of the cores, not
+        // all of them, or threads x cores threads wait on each other (restored afterwards).
+        int torchThreads = -1;
+        if (b.threads > 1 && b.backend instanceof DjlBackend djl && !djl.djlDevice().isGpu()) {
+            torchThreads = DjlBackend.cpuOperationThreads();
+            DjlBackend.cpuOperationThreads(Math.max(1, torchThreads / b.threads));
+        }
         ExecutorService pool = Executors.newFixedThreadPool(b.threads, r -> {
             Thread th = new Thread(r, "loftq-worker");
             th.setDaemon(true);
@@ -392,7 +401,10 @@ public final class CheckpointQuantizer {
                 futures.add(pool.submit(() -> {
                     long reserved = budget.acquire(t.info.numel() * BYTES_PER_ELEMENT_ESTIMATE);
                     try {
-                        LayerReport r = processOne(ckpt, t, work);
+                        // Each worker keeps one core busy: its host kernels stay on its thread.
+                        LayerReport r = b.threads > 1
+                                ? Parallel.serially(() -> processOne(ckpt, t, work))
+                                : processOne(ckpt, t, work);
                         b.listener.tensorDone(t.module, t.bytes(), false);
                         return r;
                     } finally {
@@ -424,6 +436,9 @@ public final class CheckpointQuantizer {
         } finally {
             pool.shutdownNow();
             pool.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES);
+            if (torchThreads > 0) {
+                DjlBackend.cpuOperationThreads(torchThreads);
+            }
         }
         return new Processed(reports, resumed);
     }
@@ -894,7 +909,7 @@ public final class CheckpointQuantizer {
         /** The configured run. */
         public CheckpointQuantizer build() {
             if (backend == null) {
-                backend = dev.loftq.djl.backend.DjlBackend.cpu();
+                backend = DjlBackend.cpu();
             }
             return new CheckpointQuantizer(this);
         }
