@@ -22,10 +22,10 @@ import org.slf4j.LoggerFactory;
  * quantization error. Written once over the tensor SPI: the big products and the quantizer run on
  * the backend, the small factorizations on the host ({@link LowRank}).
  *
- * <p>Memory: besides W, one step holds the target, Q, the residual and the rank-r product
- * (four matrices of W's size); earlier steps are freed as soon as the next one is done. The step
- * to be returned keeps its codes unpacked (a byte per element with a codebook quantizer) and packs
- * them once, at the end.
+ * <p>Memory: besides W, a step holds its target, Q, the residual, the rank-r product and, briefly,
+ * their difference and the next target (at most six matrices of W's size at once, with W); only
+ * the next target and the factors outlive the step. The step to be returned keeps its codes
+ * unpacked (a byte per element with a codebook quantizer) and packs them once, at the end.
  */
 public final class Loftq {
     private static final Logger LOG = LoggerFactory.getLogger(Loftq.class);
@@ -53,7 +53,9 @@ public final class Loftq {
         double qloraError = Double.NaN;
         try (TensorScope work = scope.newChild()) {
             double norm = Math.sqrt(work.sumOfSquares(w));
-            TensorScope previous = null;
+            // What one step hands to the next (its target and its factors for the warm start);
+            // everything else of a step is freed when the step ends.
+            TensorScope carry = null;
             TensorScope bestScope = null;
             RoundTrip bestQ = null;
             LowRankFactors bestFactors = null;
@@ -61,46 +63,58 @@ public final class Loftq {
             Tensor target = w;
             int returned = 0;
             for (int t = 1; t <= steps; t++) {
-                TensorScope step = work.newChild();
-                // Packed only for the step returned: a round trip skips pack and unpack.
-                RoundTrip q = quantizer.roundTrip(step, target, name);
-                Tensor residual = step.sub(w, q.dequantized());
-                if (t == 1) {
-                    qloraError = quantizer.equals(config.quantizer())
-                            ? relative(step.sumOfSquares(residual), norm)
-                            : qloraError(step, w, name, config.quantizer(), norm);
-                }
-                LowRankFactors f = LowRank.truncatedSvd(step, residual, config.rank(),
-                        config.lowRank(), warm, config.seed() + t);
-                Tensor lowRank = product(step, f);
-                errors[t - 1] = relative(step.sumOfSquares(step.sub(residual, lowRank)), norm);
-                LOG.debug("{}: step {} error {}", name, t, errors[t - 1]);
-                boolean take = config.keepBest()
-                        ? returned == 0 || errors[t - 1] < errors[returned - 1]
-                        : t == steps;
-                if (take) {
-                    if (bestScope != null) {
-                        bestScope.close();
+                TensorScope next = work.newChild();
+                try (TensorScope step = work.newChild()) {
+                    // Packed only for the step returned: a round trip skips pack and unpack.
+                    RoundTrip q = quantizer.roundTrip(step, target, name);
+                    Tensor residual = step.sub(w, q.dequantized());
+                    if (t == 1) {
+                        qloraError = quantizer.equals(config.quantizer())
+                                ? relative(step.sumOfSquares(residual), norm)
+                                : qloraError(step, w, name, config.quantizer(), norm);
                     }
-                    bestScope = work.newChild();
-                    bestQ = q.keep(bestScope);
-                    bestFactors = new LowRankFactors(bestScope.keep(f.u()), f.singularValues(),
-                            bestScope.keep(f.v()), f.iterations());
-                    returned = t;
+                    LowRankFactors f = LowRank.truncatedSvd(step, residual, config.rank(),
+                            config.lowRank(), warm, config.seed() + t);
+                    Tensor lowRank = product(step, f);
+                    try (TensorScope tmp = step.newChild()) {
+                        errors[t - 1] = relative(tmp.sumOfSquares(tmp.sub(residual, lowRank)),
+                                norm);
+                    }
+                    LOG.debug("{}: step {} error {}", name, t, errors[t - 1]);
+                    boolean take = config.keepBest()
+                            ? returned == 0 || errors[t - 1] < errors[returned - 1]
+                            : t == steps;
+                    if (take) {
+                        if (bestScope != null) {
+                            bestScope.close();
+                        }
+                        bestScope = work.newChild();
+                        bestQ = q.keep(bestScope);
+                        bestFactors = keep(bestScope, f);
+                        returned = t;
+                    }
+                    if (t < steps) {
+                        target = next.keep(step.sub(w, lowRank));
+                        // Taken factors live in bestScope, which a later step closes only after
+                        // its own low-rank step has used them.
+                        warm = take ? bestFactors : keep(next, f);
+                    }
                 }
-                if (t < steps) {
-                    target = step.sub(w, lowRank);
+                if (carry != null) {
+                    carry.close();
                 }
-                if (previous != null) {
-                    previous.close();
-                }
-                previous = step;
-                warm = f;
+                carry = next;
             }
             Tensor[] ab = split(scope, bestFactors, s);
             return new LoftqResult(bestQ.quantized(scope), ab[0], ab[1], s, qloraError, errors,
                     returned, config);
         }
+    }
+
+    /** The factors with U and V moved into {@code scope}. */
+    private static LowRankFactors keep(TensorScope scope, LowRankFactors f) {
+        return new LowRankFactors(scope.keep(f.u()), f.singularValues(), scope.keep(f.v()),
+                f.iterations());
     }
 
     /**
