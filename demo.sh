@@ -16,5 +16,9 @@ fi
 # Transparent huge pages for glibc malloc (glibc >= 2.35; ignored elsewhere): PyTorch allocates fresh
 # activation buffers at every forward, and with 4 KiB pages the page faults cost more than the maths.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
+# PyTorch's OpenMP threads sleep between operations instead of spinning: on a CPU shared with
+# other work (or with our own threads), a spinning team makes each small operation wait for a
+# descheduled thread; measured 2x on LoftQ 4096^2 on this 2-core box under load (RESULTS.md).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec java ${JAVA_OPTS:--Xmx3g} -Dai.djl.offline=true -Djava.awt.headless=true \
     -cp "$root/loftq-demo/target/classes:$(cat "$cpfile")" dev.loftq.demo.MiniLmDemo "$@"

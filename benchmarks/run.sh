@@ -13,4 +13,8 @@ shift
 # 64 MB matrices with 4 KiB pages spend most of their time in page faults (see RESULTS.md).
 # Set before the JVM starts, so it applies to every backend and baseline of a suite alike.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
+# PyTorch's OpenMP threads sleep between operations instead of spinning: on a CPU shared with
+# other work (or with our own threads), a spinning team makes each small operation wait for a
+# descheduled thread; measured 2x on LoftQ 4096^2 on this 2-core box under load (RESULTS.md).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec java -Xmx2g -Dai.djl.offline=true -cp "$cp" dev.loftq.bench.BenchMain "$suite" benchmarks/results "$@"

@@ -15,5 +15,9 @@ cp="benchmarks/target/classes:$(cat benchmarks/target/classpath.txt)"
 # step; with 4 KiB pages that cost 10.5 M page faults and 80 s of system time on one 7B-shaped
 # layer, with huge pages 0.5 M and 21 s (wall 266 s -> 63 s, same results). Needs glibc >= 2.35.
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
+# PyTorch's OpenMP threads sleep between operations instead of spinning: on a CPU shared with
+# other work (or with our own threads), a spinning team makes each small operation wait for a
+# descheduled thread; measured 2x on LoftQ 4096^2 on this 2-core box under load (RESULTS.md).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 exec java -Xmx1500m -Dai.djl.offline=true -cp "$cp" dev.loftq.bench.ScaleBenchmark \
     "${WORK:-/tmp/loftq-scale}" "$layers" "$@"
