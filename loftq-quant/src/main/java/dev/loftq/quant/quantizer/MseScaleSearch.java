@@ -54,8 +54,9 @@ final class MseScaleSearch {
         int n = (int) flat.numel();
         Fit fit = new Fit(flat, blockSize, encoder, mode,
                 scope.fromHost(codebook.values(), codebook.size()));
-        float ratio = commonRatio(scope.toFloatArray(flat), n, blockSize, hostAbsmax, encoder, mode,
-                codebook.values());
+        int stride = Math.max(1, hostAbsmax.length / SAMPLE_BLOCKS);
+        float ratio = commonRatio(sample(scope, flat, n, blockSize, stride), n, blockSize, stride,
+                hostAbsmax, encoder, mode, codebook.values());
         Tensor[] s = new Tensor[START_OFFSETS.length];
         for (int j = 0; j < s.length; j++) {
             s[j] = scope.mul(absmax, Math.max(MIN_RATIO, Math.min(1f, ratio + START_OFFSETS[j])));
@@ -147,15 +148,49 @@ final class MseScaleSearch {
         }
     }
 
-    /** The ratio of {@link #RATIOS} with the least squared error over a strided block sample. */
-    private static float commonRatio(float[] x, int n, int blockSize, float[] absmax,
-            BucketTable encoder, ScaleMode mode, float[] values) {
+    /**
+     * Blocks 0, stride, 2·stride, … of the tensor, concatenated: the host sample of
+     * {@link #commonRatio}. Cut out on the backend, so only the sample is copied to the host,
+     * unless a short last block makes the tensor impossible to view as whole blocks.
+     */
+    static float[] sample(TensorScope scope, Tensor flat, int n, int blockSize,
+            int stride) {
+        int nb = (n + blockSize - 1) / blockSize;
+        int count = (nb + stride - 1) / stride;
+        if (n % blockSize != 0) {
+            float[] x = scope.toFloatArray(flat);
+            float[] out = new float[count * blockSize];
+            for (int k = 0; k < count; k++) {
+                int from = k * stride * blockSize;
+                System.arraycopy(x, from, out, k * blockSize, Math.min(blockSize, n - from));
+            }
+            return out;
+        }
+        try (TensorScope tmp = scope.newChild()) {
+            Tensor blocks = tmp.reshape(flat, nb, blockSize);
+            int whole = nb / stride; // groups of `stride` blocks; the first of each is sampled
+            Tensor groups = tmp.reshape(tmp.sliceRows(blocks, 0, whole * stride), whole,
+                    stride * blockSize);
+            Tensor picked = tmp.sliceColumns(groups, 0, blockSize);
+            if (count > whole) { // the first block of a last, incomplete group
+                picked = tmp.concat(0, picked,
+                        tmp.sliceRows(blocks, whole * stride, whole * stride + 1));
+            }
+            return tmp.toFloatArray(picked);
+        }
+    }
+
+    /**
+     * The ratio of {@link #RATIOS} with the least squared error over the sampled blocks
+     * ({@code sample[k·blockSize …]} is block k·stride).
+     */
+    private static float commonRatio(float[] sample, int n, int blockSize, int stride,
+            float[] absmax, BucketTable encoder, ScaleMode mode, float[] values) {
         int nb = absmax.length;
-        int stride = Math.max(1, nb / SAMPLE_BLOCKS);
         double[] error = new double[RATIOS.length];
-        for (int b = 0; b < nb; b += stride) {
-            int from = b * blockSize;
-            int to = Math.min(n, from + blockSize);
+        for (int b = 0, k = 0; b < nb; b += stride, k++) {
+            int from = k * blockSize;
+            int to = from + Math.min(blockSize, n - b * blockSize);
             for (int j = 0; j < RATIOS.length; j++) {
                 float s = absmax[b] * RATIOS[j];
                 if (!(s > 0f)) {
@@ -164,8 +199,9 @@ final class MseScaleSearch {
                 float r = 1f / s;
                 double e = 0;
                 for (int i = from; i < to; i++) {
-                    float xn = mode == ScaleMode.MULTIPLY_RECIPROCAL ? x[i] * r : x[i] / s;
-                    double d = x[i] - values[encoder.encode(xn)] * s;
+                    float x = sample[i];
+                    float xn = mode == ScaleMode.MULTIPLY_RECIPROCAL ? x * r : x / s;
+                    double d = x - values[encoder.encode(xn)] * s;
                     e += d * d;
                 }
                 error[j] += e;
