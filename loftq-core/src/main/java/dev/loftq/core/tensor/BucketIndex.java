@@ -100,7 +100,7 @@ final class BucketIndex {
 
     /**
      * The slot of a non-NaN value, {@code 2·bin + (v > split[bin] ? 1 : 0)}: the index into a
-     * {@link #lookup} table. (HostKernels inlines this in its loops.)
+     * {@link #lookup} table. (HostKernels repeats this in its loops, from fields of its own.)
      */
     int slot(float v) {
         float c = Math.min(Math.max(v, low), high);

@@ -80,11 +80,12 @@ public final class HostKernels {
      * {@link BucketTable#encode} does, and both are branch-free (see {@link BucketIndex}).
      */
     private static final class Slots {
-        /** The index's fields, or null split for the binary search. */
+        /** Clamping to [t₀, nextUp(t_last)] changes no count; both paths clamp. */
         private final float low;
         private final float high;
         private final float origin;
         private final float perUnit;
+        /** The index's bins (copied into fields for the JIT), or null for the binary search. */
         private final float[] split;
         private final BucketIndex index;
         private final float[] padded;
