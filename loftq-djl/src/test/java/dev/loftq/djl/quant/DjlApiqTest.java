@@ -140,6 +140,66 @@ class DjlApiqTest extends ApiqProperties {
         }
     }
 
+    /** {@code linear} as a target of no known kind: ApiQ evaluates it through its forward. */
+    private static ApiqTarget opaque(LinearTarget linear) {
+        return new ApiqTarget() {
+            @Override
+            public String name() {
+                return linear.name();
+            }
+
+            @Override
+            public Map<String, Tensor> weights() {
+                return linear.weights();
+            }
+
+            @Override
+            public int[] outputShape(int[] inputShape) {
+                return linear.outputShape(inputShape);
+            }
+
+            @Override
+            public Tensor forward(TensorScope scope, Tensor input, Map<String, Tensor> ws) {
+                return linear.forward(scope, input, ws);
+            }
+
+            @Override
+            public boolean rowwise() {
+                return true;
+            }
+        };
+    }
+
+    @Example
+    void aLinearsSufficientStatisticsGiveTheLossesOfItsForward() {
+        // 12 samples of 16-23 tokens: more tokens than the 128 inputs, so the statistics are used
+        for (boolean aug : new boolean[] {false, true}) {
+            ApiqConfig config = ApiqConfig.builder(7).rank(4).loraAlpha(4).steps(30).evalEvery(5)
+                    .holdOut(0).aug(aug).clipOptimizer(5e-2f, 0.1f).loraOptimizer(5e-3f, 0.1f).build();
+            try (TensorScope s = BACKEND.newScope()) {
+                Tensor w = s.fromHost(weights(11, OUT, IN, 64), OUT, IN);
+                Tensor b = s.randomNormal(3, 0f, 0.1f, OUT);
+                // outputs of a perturbed layer, so that the residual at the start is not only the
+                // quantization error
+                List<ApiqSample> samples = samples(s, s.mul(w, 1.1f), b, 12, 21);
+                LinearTarget linear = new LinearTarget("layer", w, b);
+                ApiqResult statistics = Apiq.optimize(s, linear, samples, config);
+                ApiqResult forward = Apiq.optimize(s, opaque(linear), samples, config);
+                assertEquals(30, statistics.trainLoss().length);
+                for (int t = 0; t < 30; t++) {
+                    double want = forward.trainLoss()[t];
+                    assertEquals(want, statistics.trainLoss()[t], 1e-5 * want, "aug " + aug + " step " + t);
+                }
+                for (int i = 0; i < forward.evalLoss().length; i++) {
+                    double want = forward.evalLoss()[i];
+                    assertEquals(want, statistics.evalLoss()[i], 1e-5 * want, "aug " + aug + " eval " + i);
+                }
+                assertEquals(forward.calibrationError(), statistics.calibrationError(),
+                        1e-5 * forward.calibrationError());
+            }
+        }
+    }
+
     @Example
     void aNonFiniteLossStopsTheTargetNamingItAndTheStep() {
         ApiqConfig config = ApiqConfig.builder(7).rank(2).steps(30).evalEvery(5).holdOut(0).build();
