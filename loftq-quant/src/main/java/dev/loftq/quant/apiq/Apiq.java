@@ -4,6 +4,7 @@ import dev.loftq.core.Checks;
 import dev.loftq.core.tensor.Autograd;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
+import dev.loftq.quant.quantizer.QuantizedTensor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -17,7 +18,8 @@ import org.slf4j.LoggerFactory;
 /**
  * ApiQ's per-target optimisation (Liao &amp; Monz, 2024, arXiv:2402.05147), written once over the
  * tensor SPI and its {@link Autograd}: for every weight W of the target, learn the clipping logits
- * γ, β of a {@link LearnableClipQuantizer} and LoRA factors A, B (B starts at 0, A Gaussian with
+ * γ, β of a {@link LearnableClipQuantizer} (with {@link ApiqConfig#normalFloat()}: one logit γ
+ * per block of a {@link LearnableClipCodebookQuantizer}) and LoRA factors A, B (B starts at 0, A Gaussian with
  * peft's variance 1/(3·in)) minimising the mean squared error between
  * {@code f(X_q; Q_{γ,β}(W) + s·B·A)} and the full-precision outputs {@code f_fp(X_fp)} (plus, with
  * {@link ApiqConfig#aug()}, the error to {@code f_fp(X_q)}), with {@link AdamW} in two parameter
@@ -79,10 +81,9 @@ public final class Apiq {
         private final Autograd ad;
         private final ApiqTarget target;
         private final ApiqConfig config;
-        private final LearnableClipQuantizer lwc;
         private final List<String> names;
-        private final List<LearnableClipQuantizer.Grouped> grouped = new ArrayList<>();
-        /** Per weight: groups, out, in. */
+        private final List<ClippedWeight> clipped = new ArrayList<>();
+        /** Per weight: γ logits, out, in. */
         private final List<int[]> shapes = new ArrayList<>();
         private final float scaling;
         private final TensorScope data;
@@ -100,17 +101,70 @@ public final class Apiq {
             this.target = target;
             this.config = config;
             this.train = train;
-            this.lwc = new LearnableClipQuantizer(config.quantizer(), config.groupSize());
             this.names = new ArrayList<>(target.weights().keySet());
             this.scaling = config.scaling();
             this.data = scope.newChild();
             for (String n : names) {
-                grouped.add(lwc.group(data, target.weights().get(n), target.name() + "." + n));
+                clipped.add(clippedWeight(data, target.weights().get(n), target.name() + "." + n));
             }
             this.fullTrain = batches(data, train);
             this.heldOut = heldOut.isEmpty() ? List.of() : batches(data, heldOut);
             this.trainError = fixedError(data, fullTrain);
             this.heldOutError = this.heldOut.isEmpty() ? null : fixedError(data, this.heldOut);
+        }
+
+        /** {@code w}'s learnable quantizer: int-k with γ, β per group, or NF-k with γ per block. */
+        private ClippedWeight clippedWeight(TensorScope owner, Tensor w, String name) {
+            if (config.normalFloat()) {
+                var nf = new LearnableClipCodebookQuantizer(config.codebookQuantizer());
+                int blocks = nf.blocks(w, name);
+                LearnableClipCodebookQuantizer.Blocked blocked = nf.block(owner, w, name);
+                return new ClippedWeight() {
+                    @Override
+                    public int gammas() {
+                        return blocks;
+                    }
+
+                    @Override
+                    public boolean hasBeta() {
+                        return false;
+                    }
+
+                    @Override
+                    public Tensor fake(TensorScope s, Tensor gamma, Tensor beta, Autograd autograd) {
+                        return nf.fakeQuantize(s, blocked, gamma, autograd);
+                    }
+
+                    @Override
+                    public QuantizedTensor quantize(TensorScope s, Tensor gamma, Tensor beta) {
+                        return nf.quantize(s, w, name, gamma);
+                    }
+                };
+            }
+            var lwc = new LearnableClipQuantizer(config.quantizer(), config.groupSize());
+            int groups = lwc.groups(w, name);
+            LearnableClipQuantizer.Grouped grouped = lwc.group(owner, w, name);
+            return new ClippedWeight() {
+                @Override
+                public int gammas() {
+                    return groups;
+                }
+
+                @Override
+                public boolean hasBeta() {
+                    return true;
+                }
+
+                @Override
+                public Tensor fake(TensorScope s, Tensor gamma, Tensor beta, Autograd autograd) {
+                    return lwc.fakeQuantize(s, grouped, gamma, beta, autograd);
+                }
+
+                @Override
+                public QuantizedTensor quantize(TensorScope s, Tensor gamma, Tensor beta) {
+                    return lwc.quantize(s, w, name, gamma, beta);
+                }
+            };
         }
 
         /**
@@ -301,7 +355,8 @@ public final class Apiq {
 
         /**
          * γ = β = clip init, A ~ N(0, 1/(3·in)) seeded per weight, B = 0. The optimiser sees two
-         * flat leaves, all clipping logits [γ0, β0, γ1, β1, ...] and all factors [A0, B0, A1, ...]
+         * flat leaves, all clipping logits [γ0, β0, γ1, β1, ...] (no β for NF-k) and all factors
+         * [A0, B0, A1, ...]
          * (one AdamW group each), so a step costs a few operations however many weights the
          * target has; {@link #unpack} slices them into per-weight views inside the recording.
          */
@@ -312,7 +367,7 @@ public final class Apiq {
             try (TensorScope tmp = gen.newChild()) {
                 for (int k = 0; k < names.size(); k++) {
                     Tensor wk = w.get(names.get(k));
-                    int groups = lwc.groups(wk, target.name() + "." + names.get(k));
+                    int groups = clipped.get(k).gammas();
                     int out = wk.dim(0);
                     int in = wk.dim(1);
                     if (config.rank() > Math.min(out, in)) {
@@ -322,7 +377,9 @@ public final class Apiq {
                     }
                     shapes.add(new int[] {groups, out, in});
                     clip.add(tmp.full(config.clipInit(), groups));
-                    clip.add(tmp.full(config.clipInit(), groups));
+                    if (clipped.get(k).hasBeta()) {
+                        clip.add(tmp.full(config.clipInit(), groups));
+                    }
                     long seed = config.seed() ^ ((target.name() + "." + names.get(k)).hashCode()
                             * 0x9E3779B97F4A7C15L);
                     lora.add(tmp.randomNormal(seed, 0f, (float) (1 / Math.sqrt(3.0 * in)),
@@ -338,7 +395,7 @@ public final class Apiq {
                     : s.concat(0, parts.toArray(new Tensor[0]));
         }
 
-        /** Per weight k: [γ_k, β_k, A_k, B_k], views of the two flat parameters. */
+        /** Per weight k: [γ_k, β_k (null for NF-k), A_k, B_k], views of the two flat parameters. */
         private Tensor[] unpack(TensorScope s, Tensor[] p) {
             Tensor[] u = new Tensor[4 * shapes.size()];
             int c = 0;
@@ -349,8 +406,11 @@ public final class Apiq {
                 int out = shapes.get(k)[1];
                 int in = shapes.get(k)[2];
                 u[4 * k] = s.sliceRows(p[0], c, c + groups);
-                u[4 * k + 1] = s.sliceRows(p[0], c + groups, c + 2 * groups);
-                c += 2 * groups;
+                c += groups;
+                if (clipped.get(k).hasBeta()) {
+                    u[4 * k + 1] = s.sliceRows(p[0], c, c + groups);
+                    c += groups;
+                }
                 u[4 * k + 2] = s.reshape(s.sliceRows(p[1], l, l + r * in), r, in);
                 l += r * in;
                 u[4 * k + 3] = s.reshape(s.sliceRows(p[1], l, l + out * r), out, r);
@@ -369,7 +429,7 @@ public final class Apiq {
             Tensor[] p = unpack(s, flat);
             Map<String, Tensor> out = new LinkedHashMap<>();
             for (int k = 0; k < names.size(); k++) {
-                Tensor q = lwc.fakeQuantize(s, grouped.get(k), p[4 * k], p[4 * k + 1], autograd);
+                Tensor q = clipped.get(k).fake(s, p[4 * k], p[4 * k + 1], autograd);
                 Tensor ba = s.mul(s.matmul(p[4 * k + 3], p[4 * k + 2]), scaling);
                 out.put(names.get(k), s.add(q, ba));
             }
@@ -407,12 +467,11 @@ public final class Apiq {
                 Tensor[] p = unpack(views, flat);
                 for (int k = 0; k < names.size(); k++) {
                     String n = names.get(k);
-                    var q = lwc.quantize(scope, w.get(n), target.name() + "." + n, p[4 * k],
-                            p[4 * k + 1]);
+                    QuantizedTensor q = clipped.get(k).quantize(scope, p[4 * k], p[4 * k + 1]);
                     Tensor a = copy(p[4 * k + 2]);
                     Tensor b = copy(p[4 * k + 3]);
-                    weights.put(n, new ApiqResult.Weight(q, a, b, copy(p[4 * k]),
-                            copy(p[4 * k + 1])));
+                    Tensor beta = p[4 * k + 1] == null ? null : copy(p[4 * k + 1]);
+                    weights.put(n, new ApiqResult.Weight(q, a, b, copy(p[4 * k]), beta));
                 }
             }
             double calib;
@@ -442,6 +501,21 @@ public final class Apiq {
         private Tensor copy(Tensor t) {
             return scope.mul(ad.stopGradient(scope, t), 1f);
         }
+    }
+
+    /** One weight's learnable quantizer, prepared for repeated fake quantization. */
+    private interface ClippedWeight {
+        /** Clipping logits γ (and as many β where {@link #hasBeta}). */
+        int gammas();
+
+        /** Whether the group minima have logits β of their own (int-k). */
+        boolean hasBeta();
+
+        /** deq(Q_{γ,β}(W)), straight-through where {@code autograd} is given; β null for NF-k. */
+        Tensor fake(TensorScope s, Tensor gamma, Tensor beta, Autograd autograd);
+
+        /** The stored Q; β null for NF-k. */
+        QuantizedTensor quantize(TensorScope s, Tensor gamma, Tensor beta);
     }
 
     /** Stacked inputs, outputs and (with aug) full-precision outputs on the inputs. */
