@@ -19,8 +19,8 @@ import org.slf4j.LoggerFactory;
  * ApiQ's per-target optimisation (Liao &amp; Monz, 2024, arXiv:2402.05147), written once over the
  * tensor SPI and its {@link Autograd}: for every weight W of the target, learn the clipping logits
  * γ, β of a {@link LearnableClipQuantizer} (with {@link ApiqConfig#normalFloat()}: one logit γ
- * per block of a {@link LearnableClipCodebookQuantizer}) and LoRA factors A, B (B starts at 0, A Gaussian with
- * peft's variance 1/(3·in)) minimising the mean squared error between
+ * per block of a {@link LearnableClipCodebookQuantizer}) and LoRA factors A, B (B starts at 0, A
+ * Gaussian with peft's variance 1/(3·in)) minimising the mean squared error between
  * {@code f(X_q; Q_{γ,β}(W) + s·B·A)} and the full-precision outputs {@code f_fp(X_fp)} (plus, with
  * {@link ApiqConfig#aug()}, the error to {@code f_fp(X_q)}), with {@link AdamW} in two parameter
  * groups. The parameters kept are those with the lowest held-out loss, checked every
