@@ -133,10 +133,15 @@ public final class ApiqComparison implements AutoCloseable {
             case QLORA -> "QLoRA init, int" + b + " g64 (B = 0: no adapter effect)";
             case LOFTQ_PUBLISHED -> "LoftQ published, NF" + b + " T" + LOFTQ_ITERATIONS;
             case LOFTQ_DEFAULT -> "LoftQ default, NF" + b + " T" + LOFTQ_ITERATIONS + " (MSE-optimal scales)";
-            case APIQ_LW -> "ApiQ-lw, int" + b + " g64, " + steps(settings.lwSteps()) + " per Linear";
-            case APIQ_BW -> "ApiQ-bw, int" + b + " g64, " + steps(settings.bwSteps()) + " per encoder layer, "
+            case APIQ_LW -> "ApiQ-lw, " + apiqQuantizer(method) + ", " + steps(settings.lwSteps()) + " per Linear";
+            case APIQ_BW -> "ApiQ-bw, " + apiqQuantizer(method) + ", " + steps(settings.bwSteps()) + " per encoder layer, "
                     + (settings.bwBatch() == 0 ? "full batch" : settings.bwBatch() + " sentences a step");
         };
+    }
+
+    private static String apiqQuantizer(ApiqMethod method) {
+        return method.normalFloat() ? "NF" + method.bits() + " g64 with learned absmax clipping"
+                : "int" + method.bits() + " g64";
     }
 
     private static String steps(int n) {
@@ -189,7 +194,8 @@ public final class ApiqComparison implements AutoCloseable {
     /** ApiQ's settings for {@code method}'s bits (also the QLoRA row's int-k g64 quantizer). */
     private ApiqConfig apiqConfig(ApiqMethod method) {
         boolean blockwise = method.kind() == ApiqMethod.Kind.APIQ_BW;
-        return ApiqConfig.builder(settings.seed()).bits(method.bits()).rank(RANK).loraAlpha(ALPHA)
+        return ApiqConfig.builder(settings.seed()).bits(method.bits()).normalFloat(method.normalFloat())
+                .rank(RANK).loraAlpha(ALPHA)
                 .steps(blockwise ? settings.bwSteps() : settings.lwSteps())
                 .batchSize(blockwise ? settings.bwBatch() : 0)
                 .holdOut(HOLD_OUT).evalEvery(EVAL_EVERY).patience(PATIENCE)

@@ -28,7 +28,7 @@ import picocli.CommandLine.Option;
  * sentences (from the start of the pool) and are measured on held-out ones ({@link ApiqComparison}).
  * After each row, {@code results.md}, {@code results.csv} and {@code linear-errors.csv} in
  * {@code --out} are rewritten, so a long run keeps what it finished; each ApiQ-bw row also plots its
- * training loss per block ({@code apiq-bw-int<bits>-loss.png}).
+ * training loss per block ({@code apiq-bw-int<bits>-loss.png}, {@code apiq-bw-nf<bits>-loss.png}).
  */
 @Command(name = "apiq", mixinStandardHelpOptions = true, version = "loftq-demo 0.1.0",
         description = "ApiQ-lw / ApiQ-bw against the QLoRA start and LoftQ on all-MiniLM-L6-v2, r16 alpha 16: mean "
@@ -46,7 +46,8 @@ public final class ApiqDemo implements Callable<Integer> {
 
     @Option(names = "--rows", split = ",", paramLabel = "ROW", defaultValue = "q2,l2p,l2d,lw2,bw2,q4,l4p,l4d,lw4,bw4",
             description = "Rows to run, in this order (q: QLoRA start on int-k g64, l..p / l..d: LoftQ published / "
-                    + "default on NF-k, lw / bw: ApiQ-lw / -bw on int-k g64; the digit is k): "
+                    + "default on NF-k, lw / bw: ApiQ-lw / -bw on int-k g64, lwn / bwn: ApiQ-lw / -bw on NF-k with "
+                    + "learned block absmax clipping; the digit is k): "
                     + "${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     List<ApiqMethod> rows;
 
@@ -126,7 +127,7 @@ public final class ApiqDemo implements Callable<Integer> {
                     stdout.flush();
                     if (m.kind() == ApiqMethod.Kind.APIQ_BW) {
                         Plots.targetLosses(row.reports(), row.label() + ": training loss per encoder layer",
-                                out.resolve("apiq-bw-int" + m.bits() + "-loss.png"));
+                                out.resolve("apiq-bw-" + (m.normalFloat() ? "nf" : "int") + m.bits() + "-loss.png"));
                     }
                     write(header, done, loads, -1);
                 }

@@ -17,6 +17,7 @@ import dev.loftq.quant.apiq.ApiqConfig;
 import dev.loftq.quant.apiq.ApiqResult;
 import dev.loftq.quant.apiq.ApiqSample;
 import dev.loftq.quant.apiq.ApiqTarget;
+import dev.loftq.quant.apiq.LearnableClipCodebookQuantizer;
 import dev.loftq.quant.apiq.LearnableClipQuantizer;
 import dev.loftq.quant.apiq.LinearTarget;
 import dev.loftq.quant.quantizer.QuantizedTensor;
@@ -42,8 +43,8 @@ import org.slf4j.LoggerFactory;
  *       jointly ({@link BertLayerTarget}).</li>
  * </ul>
  * Both rewrite a second copy of the model in place: every Linear of the encoder becomes a
- * {@link QuantizedLoraLinear} with the learned Q (int-k with learned clipping), A and B, which
- * trains and merges like the layers the LoRA wrapper makes, and keeps its dequantized weight
+ * {@link QuantizedLoraLinear} with the learned Q (int-k, or NF-k, with learned clipping), A and
+ * B, which trains and merges like the layers the LoRA wrapper makes, and keeps its dequantized weight
  * cached (an fp32 copy: the captures of later targets run it once per sentence). The
  * full-precision tree is only read.
  *
@@ -302,7 +303,9 @@ public final class BertApiq {
         Map<String, TensorData> t = new LinkedHashMap<>();
         weights.forEach((name, w) -> {
             t.put(name + ".gamma", floats(scope, w.gamma()));
-            t.put(name + ".beta", floats(scope, w.beta()));
+            if (w.beta() != null) {
+                t.put(name + ".beta", floats(scope, w.beta()));
+            }
             t.put(name + ".lora_A", floats(scope, w.loraA()));
             t.put(name + ".lora_B", floats(scope, w.loraB()));
         });
@@ -327,16 +330,18 @@ public final class BertApiq {
     /** Reads a finished target: Q is made again from W and the stored logits (deterministic). */
     private TargetReport read(Path file, String path, ApiqTarget target, TensorScope scope,
             Map<String, ApiqResult.Weight> out) {
-        LearnableClipQuantizer lwc = new LearnableClipQuantizer(config.quantizer(),
-                config.groupSize());
         try (LazySafetensorsFile f = LazySafetensorsFile.open(file)) {
             for (Map.Entry<String, Tensor> e : target.weights().entrySet()) {
                 String n = e.getKey();
                 Tensor gamma = tensor(scope, f, n + ".gamma");
-                Tensor beta = tensor(scope, f, n + ".beta");
+                Tensor beta = config.normalFloat() ? null : tensor(scope, f, n + ".beta");
                 Tensor a = tensor(scope, f, n + ".lora_A");
                 Tensor b = tensor(scope, f, n + ".lora_B");
-                QuantizedTensor q = lwc.quantize(scope, e.getValue(), path + "." + n, gamma, beta);
+                QuantizedTensor q = config.normalFloat()
+                        ? new LearnableClipCodebookQuantizer(config.codebookQuantizer())
+                                .quantize(scope, e.getValue(), path + "." + n, gamma)
+                        : new LearnableClipQuantizer(config.quantizer(), config.groupSize())
+                                .quantize(scope, e.getValue(), path + "." + n, gamma, beta);
                 out.put(n, new ApiqResult.Weight(q, a, b, gamma, beta));
             }
             double[] r = f.read("report.errors").doubles();

@@ -2,6 +2,7 @@ package dev.loftq.djl.quant;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,6 +12,7 @@ import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.core.testkit.FloatAssertions;
 import dev.loftq.djl.backend.DjlBackend;
+import dev.loftq.quant.apiq.AdamW;
 import dev.loftq.quant.apiq.Apiq;
 import dev.loftq.quant.apiq.ApiqConfig;
 import dev.loftq.quant.apiq.ApiqDivergedException;
@@ -18,9 +20,11 @@ import dev.loftq.quant.apiq.ApiqProperties;
 import dev.loftq.quant.apiq.ApiqResult;
 import dev.loftq.quant.apiq.ApiqSample;
 import dev.loftq.quant.apiq.ApiqTarget;
+import dev.loftq.quant.apiq.LearnableClipCodebookQuantizer;
 import dev.loftq.quant.apiq.LearnableClipQuantizer;
 import dev.loftq.quant.apiq.LinearTarget;
 import dev.loftq.quant.loftq.Loftq;
+import dev.loftq.quant.quantizer.CodebookQuantizer;
 import dev.loftq.quant.loftq.LoftqConfig;
 import dev.loftq.quant.loftq.LoftqResult;
 import java.util.ArrayList;
@@ -138,6 +142,129 @@ class DjlApiqTest extends ApiqProperties {
             assertEquals(r.heldOutError(), outputError(s, heldOut, apiqW, b), 1e-4);
             assertEquals(r.evalSteps().length, r.evalLoss().length);
         }
+    }
+
+    /** {@code linear} as a target of no known kind: ApiQ evaluates it through its forward. */
+    private static ApiqTarget opaque(LinearTarget linear) {
+        return new ApiqTarget() {
+            @Override
+            public String name() {
+                return linear.name();
+            }
+
+            @Override
+            public Map<String, Tensor> weights() {
+                return linear.weights();
+            }
+
+            @Override
+            public int[] outputShape(int[] inputShape) {
+                return linear.outputShape(inputShape);
+            }
+
+            @Override
+            public Tensor forward(TensorScope scope, Tensor input, Map<String, Tensor> ws) {
+                return linear.forward(scope, input, ws);
+            }
+
+            @Override
+            public boolean rowwise() {
+                return true;
+            }
+        };
+    }
+
+    @Example
+    void aLinearsSufficientStatisticsGiveTheLossesOfItsForward() {
+        // 12 samples of 16-23 tokens: more tokens than the 128 inputs, so the statistics are used
+        for (boolean aug : new boolean[] {false, true}) {
+            ApiqConfig config = ApiqConfig.builder(7).rank(4).loraAlpha(4).steps(30).evalEvery(5)
+                    .holdOut(0).aug(aug).clipOptimizer(5e-2f, 0.1f).loraOptimizer(5e-3f, 0.1f).build();
+            try (TensorScope s = BACKEND.newScope()) {
+                Tensor w = s.fromHost(weights(11, OUT, IN, 64), OUT, IN);
+                Tensor b = s.randomNormal(3, 0f, 0.1f, OUT);
+                // outputs of a perturbed layer, so that the residual at the start is not only the
+                // quantization error
+                List<ApiqSample> samples = samples(s, s.mul(w, 1.1f), b, 12, 21);
+                LinearTarget linear = new LinearTarget("layer", w, b);
+                ApiqResult statistics = Apiq.optimize(s, linear, samples, config);
+                ApiqResult forward = Apiq.optimize(s, opaque(linear), samples, config);
+                assertEquals(30, statistics.trainLoss().length);
+                for (int t = 0; t < 30; t++) {
+                    double want = forward.trainLoss()[t];
+                    assertEquals(want, statistics.trainLoss()[t], 1e-5 * want, "aug " + aug + " step " + t);
+                }
+                for (int i = 0; i < forward.evalLoss().length; i++) {
+                    double want = forward.evalLoss()[i];
+                    assertEquals(want, statistics.evalLoss()[i], 1e-5 * want, "aug " + aug + " eval " + i);
+                }
+                assertEquals(forward.calibrationError(), statistics.calibrationError(),
+                        1e-5 * forward.calibrationError());
+            }
+        }
+    }
+
+    @Example
+    void theNormalFloatVariantLowersTheOutputErrorBelowItsStartAndBelowPlainNf2() {
+        ApiqConfig config = ApiqConfig.builder(7).bits(2).normalFloat(true).rank(4).loraAlpha(4).steps(150)
+                .holdOut(0.25).clipOptimizer(5e-2f, 0.1f).loraOptimizer(5e-3f, 0.1f).build();
+        try (TensorScope s = BACKEND.newScope()) {
+            Tensor w = s.fromHost(weights(11, OUT, IN, 64), OUT, IN);
+            Tensor b = s.randomNormal(3, 0f, 0.1f, OUT);
+            List<ApiqSample> samples = samples(s, w, b, 12, 21);
+            ApiqResult r = Apiq.optimize(s, new LinearTarget("layer", w, b), samples, config);
+            CodebookQuantizer nf2 = config.codebookQuantizer();
+            List<ApiqSample> heldOut = samples.subList(9, 12);
+            double plain = outputError(s, heldOut, nf2.dequantize(s, nf2.quantize(s, w, "w")), b);
+            assertTrue(r.heldOutError() < r.heldOutStartError(), r.toString());
+            assertTrue(r.heldOutError() < plain, "ApiQ NF2 " + r.heldOutError() + " vs plain NF2 " + plain);
+            ApiqResult.Weight lw = r.weights().get(LinearTarget.WEIGHT);
+            assertEquals(nf2, lw.quantized().quantizer());
+            assertEquals(OUT * IN / 64, lw.gamma().dim(0));
+            assertNull(lw.beta());
+            Tensor apiqW = s.add(lw.quantized().dequantize(s), s.mul(s.matmul(lw.loraB(), lw.loraA()), r.scaling()));
+            assertEquals(r.heldOutError(), outputError(s, heldOut, apiqW, b), 1e-4);
+        }
+    }
+
+    @Example
+    void learnedClippingOfTheBlockAbsmaxLowersALayersOutputErrorBelowPlainNf2() {
+        Autograd ad = BACKEND.autograd().orElseThrow();
+        CodebookQuantizer nf2 = CodebookQuantizer.loftqNormalFloat(2);
+        LearnableClipCodebookQuantizer nf = new LearnableClipCodebookQuantizer(nf2);
+        try (TensorScope s = BACKEND.newScope()) {
+            Tensor w = s.fromHost(weights(11, OUT, IN, 64), OUT, IN);
+            List<ApiqSample> samples = samples(s, w, s.full(0f, OUT), 12, 21);
+            Tensor[] inputs = new Tensor[samples.size()];
+            for (int i = 0; i < inputs.length; i++) {
+                inputs[i] = samples.get(i).input();
+            }
+            Tensor x = s.concat(0, inputs);
+            Tensor y = s.matmul(x, false, w, true);
+            double plain = relativeOutputError(s, x, y, nf2.dequantize(s, nf2.quantize(s, w, "w")));
+            LearnableClipCodebookQuantizer.Blocked blocked = nf.block(s, w, "w");
+            Tensor[] gamma = {s.full(4f, nf.blocks(w, "w"))};
+            double start = relativeOutputError(s, x, y, nf.fakeQuantize(s, blocked, gamma[0], null));
+            AdamW adam = new AdamW(new AdamW.Group(0.1f, 0f));
+            for (int t = 0; t < 100; t++) {
+                ad.requireGradient(gamma[0]);
+                try (TensorScope step = s.newChild()) {
+                    try (Autograd.Tape tape = ad.record()) {
+                        Tensor d = step.sub(step.matmul(x, false,
+                                nf.fakeQuantize(step, blocked, gamma[0], ad), true), y);
+                        tape.backward(step.sumLast(step.reshape(step.mul(d, d), -1)));
+                    }
+                    gamma = adam.step(s, gamma, new Tensor[] {ad.gradient(gamma[0])});
+                }
+            }
+            double learned = relativeOutputError(s, x, y, nf.quantize(s, w, "w", gamma[0]).dequantize(s));
+            assertTrue(learned < start && learned < 0.9 * plain,
+                    "plain NF2 " + plain + ", start " + start + ", learned " + learned);
+        }
+    }
+
+    private static double relativeOutputError(TensorScope s, Tensor x, Tensor y, Tensor weight) {
+        return s.sumOfSquares(s.sub(s.matmul(x, false, weight, true), y)) / s.sumOfSquares(y);
     }
 
     @Example

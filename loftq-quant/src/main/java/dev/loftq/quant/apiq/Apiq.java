@@ -4,6 +4,7 @@ import dev.loftq.core.Checks;
 import dev.loftq.core.tensor.Autograd;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
+import dev.loftq.quant.quantizer.QuantizedTensor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -17,13 +18,18 @@ import org.slf4j.LoggerFactory;
 /**
  * ApiQ's per-target optimisation (Liao &amp; Monz, 2024, arXiv:2402.05147), written once over the
  * tensor SPI and its {@link Autograd}: for every weight W of the target, learn the clipping logits
- * γ, β of a {@link LearnableClipQuantizer} and LoRA factors A, B (B starts at 0, A Gaussian with
- * peft's variance 1/(3·in)) minimising the mean squared error between
+ * γ, β of a {@link LearnableClipQuantizer} (with {@link ApiqConfig#normalFloat()}: one logit γ
+ * per block of a {@link LearnableClipCodebookQuantizer}) and LoRA factors A, B (B starts at 0, A
+ * Gaussian with peft's variance 1/(3·in)) minimising the mean squared error between
  * {@code f(X_q; Q_{γ,β}(W) + s·B·A)} and the full-precision outputs {@code f_fp(X_fp)} (plus, with
  * {@link ApiqConfig#aug()}, the error to {@code f_fp(X_q)}), with {@link AdamW} in two parameter
  * groups. The parameters kept are those with the lowest held-out loss, checked every
  * {@link ApiqConfig#evalEvery()} steps; the target stops early after {@link ApiqConfig#patience()}
  * checks without improvement.
+ *
+ * <p>A {@link LinearTarget}'s loss on its fixed calibration batches is evaluated through their
+ * sufficient statistics ({@link LinearGramError}) where that is cheaper than its tokens: the same
+ * function, a few times fewer operations per step.
  */
 public final class Apiq {
     private static final Logger LOG = LoggerFactory.getLogger(Apiq.class);
@@ -75,15 +81,17 @@ public final class Apiq {
         private final Autograd ad;
         private final ApiqTarget target;
         private final ApiqConfig config;
-        private final LearnableClipQuantizer lwc;
         private final List<String> names;
-        private final List<LearnableClipQuantizer.Grouped> grouped = new ArrayList<>();
-        /** Per weight: groups, out, in. */
+        private final List<ClippedWeight> clipped = new ArrayList<>();
+        /** Per weight: γ logits, out, in. */
         private final List<int[]> shapes = new ArrayList<>();
         private final float scaling;
         private final TensorScope data;
         private final List<Batch> fullTrain;
         private final List<Batch> heldOut;
+        /** The loss of the full training set and of the held-out set, as the optimiser evaluates them. */
+        private final SquaredError trainError;
+        private final SquaredError heldOutError;
         private final List<ApiqSample> train;
 
         Run(TensorScope scope, Autograd ad, ApiqTarget target, List<ApiqSample> train,
@@ -93,15 +101,113 @@ public final class Apiq {
             this.target = target;
             this.config = config;
             this.train = train;
-            this.lwc = new LearnableClipQuantizer(config.quantizer(), config.groupSize());
             this.names = new ArrayList<>(target.weights().keySet());
             this.scaling = config.scaling();
             this.data = scope.newChild();
             for (String n : names) {
-                grouped.add(lwc.group(data, target.weights().get(n), target.name() + "." + n));
+                clipped.add(clippedWeight(data, target.weights().get(n), target.name() + "." + n));
             }
             this.fullTrain = batches(data, train);
             this.heldOut = heldOut.isEmpty() ? List.of() : batches(data, heldOut);
+            this.trainError = fixedError(data, fullTrain);
+            this.heldOutError = this.heldOut.isEmpty() ? null : fixedError(data, this.heldOut);
+        }
+
+        /** {@code w}'s learnable quantizer: int-k with γ, β per group, or NF-k with γ per block. */
+        private ClippedWeight clippedWeight(TensorScope owner, Tensor w, String name) {
+            if (config.normalFloat()) {
+                var nf = new LearnableClipCodebookQuantizer(config.codebookQuantizer());
+                int blocks = nf.blocks(w, name);
+                LearnableClipCodebookQuantizer.Blocked blocked = nf.block(owner, w, name);
+                return new ClippedWeight() {
+                    @Override
+                    public int gammas() {
+                        return blocks;
+                    }
+
+                    @Override
+                    public boolean hasBeta() {
+                        return false;
+                    }
+
+                    @Override
+                    public Tensor fake(TensorScope s, Tensor gamma, Tensor beta, Autograd autograd) {
+                        return nf.fakeQuantize(s, blocked, gamma, autograd);
+                    }
+
+                    @Override
+                    public QuantizedTensor quantize(TensorScope s, Tensor gamma, Tensor beta) {
+                        return nf.quantize(s, w, name, gamma);
+                    }
+                };
+            }
+            var lwc = new LearnableClipQuantizer(config.quantizer(), config.groupSize());
+            int groups = lwc.groups(w, name);
+            LearnableClipQuantizer.Grouped grouped = lwc.group(owner, w, name);
+            return new ClippedWeight() {
+                @Override
+                public int gammas() {
+                    return groups;
+                }
+
+                @Override
+                public boolean hasBeta() {
+                    return true;
+                }
+
+                @Override
+                public Tensor fake(TensorScope s, Tensor gamma, Tensor beta, Autograd autograd) {
+                    return lwc.fakeQuantize(s, grouped, gamma, beta, autograd);
+                }
+
+                @Override
+                public QuantizedTensor quantize(TensorScope s, Tensor gamma, Tensor beta) {
+                    return lwc.quantize(s, w, name, gamma, beta);
+                }
+            };
+        }
+
+        /**
+         * The squared error of batches that stay fixed for the whole run: a Linear's sufficient
+         * statistics where they are cheaper than its tokens ({@link LinearGramError}), else the
+         * target's forward on the batches.
+         */
+        private SquaredError fixedError(TensorScope owner, List<Batch> batches) {
+            if (target instanceof LinearTarget linear && batches.size() == 1
+                    && LinearGramError.pays(batches.get(0).input())) {
+                Batch b = batches.get(0);
+                return new LinearGramError(owner, linear, b.input(), b.output(), config.aug());
+            }
+            return forwardError(batches);
+        }
+
+        /** The squared error of batches through the target's forward (plus the aug term). */
+        private SquaredError forwardError(List<Batch> batches) {
+            long count = 0;
+            for (Batch b : batches) {
+                count += b.output().numel();
+            }
+            long total = count;
+            return new SquaredError() {
+                @Override
+                public Tensor sum(TensorScope s, Map<String, Tensor> w) {
+                    Tensor sum = null;
+                    for (Batch b : batches) {
+                        Tensor y = target.forward(s, b.input(), w);
+                        Tensor term = sumOfSquares(s, s.sub(y, b.output()));
+                        if (b.aug() != null) {
+                            term = s.add(term, sumOfSquares(s, s.sub(y, b.aug())));
+                        }
+                        sum = sum == null ? term : s.add(sum, term);
+                    }
+                    return sum;
+                }
+
+                @Override
+                public long count() {
+                    return total;
+                }
+            };
         }
 
         /** Samples as batches: stacked into one for a rowwise target, else one per sample. */
@@ -155,14 +261,9 @@ public final class Apiq {
                 for (int t = 0; t <= config.steps(); t++) {
                     if (t % config.evalEvery() == 0 || t == config.steps()) {
                         double sel;
-                        if (heldOut.isEmpty()) {
-                            try (TensorScope tmp = scope.newChild()) {
-                                sel = tmp.item(loss(tmp, fullTrain, effective(tmp, p, null)));
-                            }
-                        } else {
-                            try (TensorScope tmp = scope.newChild()) {
-                                sel = tmp.item(loss(tmp, heldOut, effective(tmp, p, null)));
-                            }
+                        try (TensorScope tmp = scope.newChild()) {
+                            sel = tmp.item(loss(tmp, heldOutError == null ? trainError : heldOutError,
+                                    effective(tmp, p, null)));
                         }
                         evalLoss.add(sel);
                         evalSteps.add(t);
@@ -189,7 +290,7 @@ public final class Apiq {
                     }
                     Tensor[] grads = new Tensor[p.length];
                     try (TensorScope step = scope.newChild()) {
-                        List<Batch> batch = nextBatch(step, order, perm);
+                        SquaredError batch = nextBatch(step, order, perm);
                         Tensor l;
                         try (Autograd.Tape tape = ad.record()) {
                             l = loss(step, batch, effective(step, p, ad));
@@ -235,9 +336,9 @@ public final class Apiq {
         }
 
         /** The next mini-batch (samples drawn without replacement, reshuffled each epoch). */
-        private List<Batch> nextBatch(TensorScope step, Random order, List<Integer> perm) {
+        private SquaredError nextBatch(TensorScope step, Random order, List<Integer> perm) {
             if (config.batchSize() == 0 || config.batchSize() >= train.size()) {
-                return fullTrain;
+                return trainError;
             }
             List<ApiqSample> picked = new ArrayList<>();
             for (int k = 0; k < config.batchSize(); k++) {
@@ -249,12 +350,13 @@ public final class Apiq {
                 }
                 picked.add(train.get(perm.remove(perm.size() - 1)));
             }
-            return batches(step, picked);
+            return forwardError(batches(step, picked));
         }
 
         /**
          * γ = β = clip init, A ~ N(0, 1/(3·in)) seeded per weight, B = 0. The optimiser sees two
-         * flat leaves, all clipping logits [γ0, β0, γ1, β1, ...] and all factors [A0, B0, A1, ...]
+         * flat leaves, all clipping logits [γ0, β0, γ1, β1, ...] (no β for NF-k) and all factors
+         * [A0, B0, A1, ...]
          * (one AdamW group each), so a step costs a few operations however many weights the
          * target has; {@link #unpack} slices them into per-weight views inside the recording.
          */
@@ -265,7 +367,7 @@ public final class Apiq {
             try (TensorScope tmp = gen.newChild()) {
                 for (int k = 0; k < names.size(); k++) {
                     Tensor wk = w.get(names.get(k));
-                    int groups = lwc.groups(wk, target.name() + "." + names.get(k));
+                    int groups = clipped.get(k).gammas();
                     int out = wk.dim(0);
                     int in = wk.dim(1);
                     if (config.rank() > Math.min(out, in)) {
@@ -275,7 +377,9 @@ public final class Apiq {
                     }
                     shapes.add(new int[] {groups, out, in});
                     clip.add(tmp.full(config.clipInit(), groups));
-                    clip.add(tmp.full(config.clipInit(), groups));
+                    if (clipped.get(k).hasBeta()) {
+                        clip.add(tmp.full(config.clipInit(), groups));
+                    }
                     long seed = config.seed() ^ ((target.name() + "." + names.get(k)).hashCode()
                             * 0x9E3779B97F4A7C15L);
                     lora.add(tmp.randomNormal(seed, 0f, (float) (1 / Math.sqrt(3.0 * in)),
@@ -291,7 +395,7 @@ public final class Apiq {
                     : s.concat(0, parts.toArray(new Tensor[0]));
         }
 
-        /** Per weight k: [γ_k, β_k, A_k, B_k], views of the two flat parameters. */
+        /** Per weight k: [γ_k, β_k (null for NF-k), A_k, B_k], views of the two flat parameters. */
         private Tensor[] unpack(TensorScope s, Tensor[] p) {
             Tensor[] u = new Tensor[4 * shapes.size()];
             int c = 0;
@@ -302,8 +406,11 @@ public final class Apiq {
                 int out = shapes.get(k)[1];
                 int in = shapes.get(k)[2];
                 u[4 * k] = s.sliceRows(p[0], c, c + groups);
-                u[4 * k + 1] = s.sliceRows(p[0], c + groups, c + 2 * groups);
-                c += 2 * groups;
+                c += groups;
+                if (clipped.get(k).hasBeta()) {
+                    u[4 * k + 1] = s.sliceRows(p[0], c, c + groups);
+                    c += groups;
+                }
                 u[4 * k + 2] = s.reshape(s.sliceRows(p[1], l, l + r * in), r, in);
                 l += r * in;
                 u[4 * k + 3] = s.reshape(s.sliceRows(p[1], l, l + out * r), out, r);
@@ -322,27 +429,16 @@ public final class Apiq {
             Tensor[] p = unpack(s, flat);
             Map<String, Tensor> out = new LinkedHashMap<>();
             for (int k = 0; k < names.size(); k++) {
-                Tensor q = lwc.fakeQuantize(s, grouped.get(k), p[4 * k], p[4 * k + 1], autograd);
+                Tensor q = clipped.get(k).fake(s, p[4 * k], p[4 * k + 1], autograd);
                 Tensor ba = s.mul(s.matmul(p[4 * k + 3], p[4 * k + 2]), scaling);
                 out.put(names.get(k), s.add(q, ba));
             }
             return out;
         }
 
-        /** Mean squared error over a batch (plus the aug term), a one-element tensor. */
-        private Tensor loss(TensorScope s, List<Batch> batch, Map<String, Tensor> w) {
-            Tensor total = null;
-            long count = 0;
-            for (Batch b : batch) {
-                Tensor y = target.forward(s, b.input(), w);
-                Tensor term = sumOfSquares(s, s.sub(y, b.output()));
-                if (b.aug() != null) {
-                    term = s.add(term, sumOfSquares(s, s.sub(y, b.aug())));
-                }
-                total = total == null ? term : s.add(total, term);
-                count += b.output().numel();
-            }
-            return s.div(total, (float) count);
+        /** Mean squared error (plus the aug term), a one-element tensor. */
+        private static Tensor loss(TensorScope s, SquaredError error, Map<String, Tensor> w) {
+            return s.div(error.sum(s, w), (float) error.count());
         }
 
         private static Tensor sumOfSquares(TensorScope s, Tensor d) {
@@ -371,12 +467,11 @@ public final class Apiq {
                 Tensor[] p = unpack(views, flat);
                 for (int k = 0; k < names.size(); k++) {
                     String n = names.get(k);
-                    var q = lwc.quantize(scope, w.get(n), target.name() + "." + n, p[4 * k],
-                            p[4 * k + 1]);
+                    QuantizedTensor q = clipped.get(k).quantize(scope, p[4 * k], p[4 * k + 1]);
                     Tensor a = copy(p[4 * k + 2]);
                     Tensor b = copy(p[4 * k + 3]);
-                    weights.put(n, new ApiqResult.Weight(q, a, b, copy(p[4 * k]),
-                            copy(p[4 * k + 1])));
+                    Tensor beta = p[4 * k + 1] == null ? null : copy(p[4 * k + 1]);
+                    weights.put(n, new ApiqResult.Weight(q, a, b, copy(p[4 * k]), beta));
                 }
             }
             double calib;
@@ -406,6 +501,21 @@ public final class Apiq {
         private Tensor copy(Tensor t) {
             return scope.mul(ad.stopGradient(scope, t), 1f);
         }
+    }
+
+    /** One weight's learnable quantizer, prepared for repeated fake quantization. */
+    private interface ClippedWeight {
+        /** Clipping logits γ (and as many β where {@link #hasBeta}). */
+        int gammas();
+
+        /** Whether the group minima have logits β of their own (int-k). */
+        boolean hasBeta();
+
+        /** deq(Q_{γ,β}(W)), straight-through where {@code autograd} is given; β null for NF-k. */
+        Tensor fake(TensorScope s, Tensor gamma, Tensor beta, Autograd autograd);
+
+        /** The stored Q; β null for NF-k. */
+        QuantizedTensor quantize(TensorScope s, Tensor gamma, Tensor beta);
     }
 
     /** Stacked inputs, outputs and (with aug) full-precision outputs on the inputs. */

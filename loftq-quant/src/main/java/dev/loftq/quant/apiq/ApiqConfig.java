@@ -1,6 +1,8 @@
 package dev.loftq.quant.apiq;
 
 import dev.loftq.core.Checks;
+import dev.loftq.quant.codebook.Codebook;
+import dev.loftq.quant.quantizer.CodebookQuantizer;
 import dev.loftq.quant.quantizer.Grouping;
 import dev.loftq.quant.quantizer.IntAffineQuantizer;
 
@@ -11,12 +13,14 @@ import dev.loftq.quant.quantizer.IntAffineQuantizer;
  * clipping logits starting at 4.0, AdamW with lr 5e-3 / weight decay 0.1 for the clipping and
  * 5e-4 / 0.1 for A and B, no aug term. Our additions: a held-out part of the calibration samples,
  * evaluated every {@link #evalEvery()} steps, whose best loss picks the parameters kept, and early
- * stopping after {@link #patience()} evaluations without improvement.
+ * stopping after {@link #patience()} evaluations without improvement, and (with
+ * {@link #normalFloat()}) NF-k with learnable clipping of the block absmax instead of int-k.
  */
 public final class ApiqConfig {
     private final int bits;
     private final int groupSize;
     private final boolean symmetric;
+    private final boolean normalFloat;
     private final int rank;
     private final float loraAlpha;
     private final boolean rsLora;
@@ -37,6 +41,7 @@ public final class ApiqConfig {
         bits = b.bits;
         groupSize = b.groupSize;
         symmetric = b.symmetric;
+        normalFloat = b.normalFloat;
         rank = b.rank;
         loraAlpha = b.loraAlpha;
         rsLora = b.rsLora;
@@ -65,6 +70,7 @@ public final class ApiqConfig {
         b.bits = bits;
         b.groupSize = groupSize;
         b.symmetric = symmetric;
+        b.normalFloat = normalFloat;
         b.rank = rank;
         b.loraAlpha = loraAlpha;
         b.rsLora = rsLora;
@@ -88,7 +94,24 @@ public final class ApiqConfig {
                 .grouping(Grouping.ofSize(groupSize)).build();
     }
 
-    /** Bits per weight, 2 to 8. */
+    /**
+     * The NF-k quantizer whose block absmax clipping is learned when {@link #normalFloat()}: LoftQ's
+     * NF-k (argmin of x / scale) with blocks of {@link #groupSize()} elements.
+     */
+    public CodebookQuantizer codebookQuantizer() {
+        return CodebookQuantizer.builder(Codebook.normalFloat(bits))
+                .convention(CodebookQuantizer.Convention.LOFTQ_NATIVE).blockSize(groupSize).build();
+    }
+
+    /**
+     * Whether ApiQ learns the clipping of NF-k's block absmax ({@link #codebookQuantizer()}, one
+     * logit per block; our extension) instead of int-k's group maximum and minimum.
+     */
+    public boolean normalFloat() {
+        return normalFloat;
+    }
+
+    /** Bits per weight, 2 to 8 (2 to 4 for NF-k). */
     public int bits() {
         return bits;
     }
@@ -185,7 +208,8 @@ public final class ApiqConfig {
 
     @Override
     public String toString() {
-        return "ApiqConfig[int" + bits + (symmetric ? " sym" : " asym") + " g" + groupSize + ", r"
+        return "ApiqConfig[" + (normalFloat ? "NF" + bits + " clipped absmax" : "int" + bits
+                + (symmetric ? " sym" : " asym")) + " g" + groupSize + ", r"
                 + rank + ", alpha " + loraAlpha + (rsLora ? " (rsLoRA)" : "") + ", steps " + steps
                 + ", batch " + (batchSize == 0 ? "full" : batchSize) + ", lr " + clipLr + "/"
                 + loraLr + ", wd " + clipWeightDecay + "/" + loraWeightDecay + ", clip init "
@@ -199,6 +223,7 @@ public final class ApiqConfig {
         private int bits = 2;
         private int groupSize = 64;
         private boolean symmetric;
+        private boolean normalFloat;
         private int rank = 16;
         private float loraAlpha = 16f;
         private boolean rsLora;
@@ -233,6 +258,12 @@ public final class ApiqConfig {
         /** Default false (asymmetric, with zero points, as ApiQ). */
         public Builder symmetric(boolean symmetric) {
             this.symmetric = symmetric;
+            return this;
+        }
+
+        /** Default false (int-k); true: NF-k with learned block absmax clipping, 2 to 4 bits. */
+        public Builder normalFloat(boolean normalFloat) {
+            this.normalFloat = normalFloat;
             return this;
         }
 
@@ -318,6 +349,11 @@ public final class ApiqConfig {
         public ApiqConfig build() {
             Checks.inRange("bits", bits, 2, 8);
             Checks.inRange("groupSize", groupSize, 1, 1 << 20);
+            if (normalFloat) {
+                Checks.inRange("bits (NF-k)", bits, 2, 4);
+                Checks.oneOf("groupSize (NF-k block size)", groupSize, 16, 32, 64, 128, 256, 512,
+                        1024, 2048, 4096);
+            }
             Checks.inRange("rank", rank, 1, 4096);
             Checks.positive("loraAlpha", loraAlpha);
             Checks.inRange("steps", steps, 1, 1_000_000);

@@ -32,9 +32,10 @@ public record ApiqResult(String target, Map<String, Weight> weights, float scali
      * @param quantized Q, from the learned clipping
      * @param loraA A [r, in]
      * @param loraB B [out, r]
-     * @param gamma learned clipping logits of the group maxima [groups] (Q is a function of W,
-     *     gamma and beta, which is what a resumed run stores)
-     * @param beta learned clipping logits of the group minima [groups]
+     * @param gamma learned clipping logits of the group maxima [groups], or of the block absmax
+     *     [blocks] for NF-k (Q is a function of W, gamma and beta, which is what a resumed run
+     *     stores)
+     * @param beta learned clipping logits of the group minima [groups]; null for NF-k
      */
     public record Weight(QuantizedTensor quantized, Tensor loraA, Tensor loraB, Tensor gamma,
             Tensor beta) {}

@@ -2,12 +2,14 @@ package dev.loftq.quant.quantizer;
 
 import dev.loftq.core.Checks;
 import dev.loftq.core.tensor.BucketTable;
+import dev.loftq.core.tensor.DType;
 import dev.loftq.core.tensor.PackOrder;
 import dev.loftq.core.tensor.ScaleMode;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.quant.codebook.Codebook;
 import dev.loftq.quant.codebook.Encoders;
+import java.util.Arrays;
 import java.util.Locale;
 import java.util.Objects;
 
@@ -173,6 +175,11 @@ public final class CodebookQuantizer implements Quantizer {
         return encoder;
     }
 
+    /** How a value is normalised by its block scale before encoding. */
+    public ScaleMode scaleMode() {
+        return scaleMode;
+    }
+
     @Override
     public int bits() {
         return codebook.bits();
@@ -201,8 +208,21 @@ public final class CodebookQuantizer implements Quantizer {
 
     @Override
     public QuantizedTensor quantize(TensorScope scope, Tensor w, String name) {
+        return quantize(scope, w, name, null);
+    }
+
+    /**
+     * Quantizes with clipped block scales: block b's scale is {@code f32(absmax[b] · clip[b])},
+     * and values beyond it take the end codes (learnable clipping of the block absmax, as ApiQ
+     * learns it). {@code clip == null} is {@link #quantize(TensorScope, Tensor, String)}.
+     *
+     * @param clip FLOAT32 [number of blocks], values in (0, 1]; not modified
+     * @throws IllegalArgumentException if the block scale is not {@link BlockScale#ABSMAX}, or for
+     *     a clip factor of the wrong shape or outside (0, 1]
+     */
+    public QuantizedTensor quantize(TensorScope scope, Tensor w, String name, Tensor clip) {
         try (TensorScope tmp = scope.newChild()) {
-            Encoded e = encoded(tmp, w, name);
+            Encoded e = encoded(tmp, w, name, clip);
             return packed(scope, w.shape(), e.codes(), stored(scope, e.scale(), name), e.padCode());
         }
     }
@@ -215,7 +235,7 @@ public final class CodebookQuantizer implements Quantizer {
     @Override
     public RoundTrip roundTrip(TensorScope scope, Tensor w, String name) {
         try (TensorScope tmp = scope.newChild()) {
-            Encoded e = encoded(tmp, w, name);
+            Encoded e = encoded(tmp, w, name, null);
             Stored scales = stored(scope, e.scale(), name);
             Tensor table = tmp.fromHost(codebook.values(), codebook.size());
             Tensor y = tmp.decode(e.codes(), table, scales.values(tmp), blockSize);
@@ -227,8 +247,12 @@ public final class CodebookQuantizer implements Quantizer {
     /** Codes (flat UINT8 [n]) and block scales ([nb]), owned by the scope they were made in. */
     private record Encoded(Tensor codes, Tensor scale, int padCode) {}
 
-    /** Scales and codes of {@code w}: everything of {@link #quantize} but the packing. */
-    private Encoded encoded(TensorScope tmp, Tensor w, String name) {
+    /**
+     * Scales and codes of {@code w}: everything of {@link #quantize} but the packing.
+     *
+     * @param clip factors of the absmax block scales, or null
+     */
+    private Encoded encoded(TensorScope tmp, Tensor w, String name, Tensor clip) {
         int n = Inputs.numel(w, name);
         if (convention == Convention.LOFTQ_NATIVE && n % blockSize != 0) {
             throw new IllegalArgumentException("tensor " + name + " has " + n + " elements, not a "
@@ -242,12 +266,18 @@ public final class CodebookQuantizer implements Quantizer {
             scale = tmp.blockAbsMax(flat, blockSize);
             hostScale = tmp.toFloatArray(scale);
             Inputs.requireFinite(tmp, flat, blockSize, name, hostScale);
+            if (clip != null) {
+                requireClip(tmp, clip, hostScale.length, name);
+                scale = tmp.mul(scale, clip);
+                hostScale = tmp.toFloatArray(scale);
+            }
             if (blockScale == BlockScale.MSE_OPTIMAL) {
                 scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale, encoder,
                         scaleMode, codebook);
                 hostScale = tmp.toFloatArray(scale);
             }
         } else {
+            requireClip(tmp, clip, 0, name);
             float[] x = tmp.toFloatArray(flat);
             Inputs.requireFinite(x, name);
             hostScale = FloatStats.meanPlus2p5Std(x, blockSize);
@@ -361,6 +391,29 @@ public final class CodebookQuantizer implements Quantizer {
     public CodebookQuantizer withBlockScale(BlockScale scale) {
         return builder(codebook).convention(convention).blockScale(scale).blockSize(blockSize)
                 .doubleQuantization(doubleQuantization).build();
+    }
+
+    /** Checks clip factors of {@code blocks} absmax scales; a null {@code clip} passes. */
+    private void requireClip(TensorScope tmp, Tensor clip, int blocks, String name) {
+        if (clip == null) {
+            return;
+        }
+        if (blockScale != BlockScale.ABSMAX) {
+            throw new IllegalArgumentException("clipped block scales of " + name + " need "
+                    + "absmax block scales, got " + description());
+        }
+        if (clip.rank() != 1 || clip.dim(0) != blocks || clip.dtype() != DType.FLOAT32) {
+            throw new IllegalArgumentException("clip factors of " + name + " must be FLOAT32 ["
+                    + blocks + "] (one per block), got " + clip.dtype() + " "
+                    + Arrays.toString(clip.shape()));
+        }
+        float[] c = tmp.toFloatArray(clip);
+        for (int b = 0; b < c.length; b++) {
+            if (!(c[b] > 0f && c[b] <= 1f)) {
+                throw new IllegalArgumentException("clip factor " + b + " of " + name
+                        + " must be in (0, 1], got " + c[b]);
+            }
+        }
     }
 
     private float normalise(float x, float scale) {

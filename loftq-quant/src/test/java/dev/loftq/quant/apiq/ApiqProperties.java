@@ -1,5 +1,6 @@
 package dev.loftq.quant.apiq;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -8,6 +9,8 @@ import dev.loftq.core.tensor.Backend;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.core.testkit.FloatAssertions;
+import dev.loftq.quant.codebook.Codebook;
+import dev.loftq.quant.quantizer.CodebookQuantizer;
 import dev.loftq.quant.quantizer.IntAffineQuantizer;
 import dev.loftq.quant.quantizer.QuantizedTensor;
 import java.util.List;
@@ -82,6 +85,68 @@ public abstract class ApiqProperties {
             FloatAssertions.assertSameValues("sigmoid = 1 vs no clipping",
                     s.toFloatArray(q.dequantize(s, q.quantize(s, w, "w"))), fake);
         }
+    }
+
+    @Property(tries = 40)
+    void fakeCodebookQuantizationEqualsTheStoredOne(@ForAll("seeds") long seed,
+            @ForAll @IntRange(min = 2, max = 4) int bits, @ForAll boolean bitsandbytes,
+            @ForAll @IntRange(min = 1, max = 6) int rows, @ForAll @IntRange(min = 1, max = 3) int blocksPerRow,
+            @ForAll @FloatRange(min = -3f, max = 6f) float logit) {
+        int cols = 64 * blocksPerRow;
+        LearnableClipCodebookQuantizer nf = new LearnableClipCodebookQuantizer(normalFloat(bits, bitsandbytes));
+        try (TensorScope s = backend().newScope()) {
+            Tensor w = s.fromHost(weights(seed, rows, cols, 64), rows, cols);
+            int blocks = nf.blocks(w, "w");
+            float[] g = new float[blocks];
+            SplittableRandom r = new SplittableRandom(seed + 1);
+            for (int i = 0; i < blocks; i++) {
+                g[i] = logit + (float) r.nextDouble();
+            }
+            Tensor gamma = s.fromHost(g, blocks);
+            float[] fake = s.toFloatArray(nf.fakeQuantize(s, nf.block(s, w, "w"), gamma, null));
+            QuantizedTensor stored = nf.quantize(s, w, "w", gamma);
+            FloatAssertions.assertSameValues("fake vs stored", s.toFloatArray(stored.dequantize(s)), fake);
+        }
+    }
+
+    @Property(tries = 20)
+    void codebookClipFactorOneIsThePlainQuantizer(@ForAll("seeds") long seed,
+            @ForAll @IntRange(min = 2, max = 4) int bits, @ForAll boolean bitsandbytes) {
+        CodebookQuantizer q = normalFloat(bits, bitsandbytes);
+        LearnableClipCodebookQuantizer nf = new LearnableClipCodebookQuantizer(q);
+        try (TensorScope s = backend().newScope()) {
+            Tensor w = s.fromHost(weights(seed, 6, 128, 64), 6, 128);
+            Tensor one = s.full(1f, 12);
+            QuantizedTensor plain = q.quantize(s, w, "w");
+            QuantizedTensor clipped = q.quantize(s, w, "w", one);
+            assertArrayEquals(s.toByteArray(plain.packed()), s.toByteArray(clipped.packed()));
+            float[] expected = s.toFloatArray(plain.dequantize(s));
+            FloatAssertions.assertSameValues("clip 1 vs plain", expected, s.toFloatArray(clipped.dequantize(s)));
+            Tensor big = s.full(30f, 12); // sigmoid(30) == 1 in float32
+            FloatAssertions.assertSameValues("sigmoid = 1 vs plain", expected,
+                    s.toFloatArray(nf.fakeQuantize(s, nf.block(s, w, "w"), big, null)));
+        }
+    }
+
+    @Example
+    void codebookClippingIsRefusedWhereItDoesNotApply() {
+        CodebookQuantizer nf2 = CodebookQuantizer.loftqNormalFloat(2);
+        try (TensorScope s = backend().newScope()) {
+            Tensor w = s.fromHost(weights(1, 2, 64, 64), 2, 64);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> nf2.quantize(s, w, "w", s.full(0f, 2)));
+            assertTrue(e.getMessage().contains("(0, 1], got 0.0"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> nf2.quantize(s, w, "w", s.full(1f, 3)));
+            assertTrue(e.getMessage().contains("[2]") && e.getMessage().contains("[3]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> new LearnableClipCodebookQuantizer(
+                    nf2.withBlockScale(CodebookQuantizer.BlockScale.MSE_OPTIMAL)));
+            assertTrue(e.getMessage().contains("absmax"), e.getMessage());
+        }
+    }
+
+    private static CodebookQuantizer normalFloat(int bits, boolean bitsandbytes) {
+        return bitsandbytes ? CodebookQuantizer.builder(Codebook.normalFloat(bits)).build()
+                : CodebookQuantizer.loftqNormalFloat(bits);
     }
 
     @Example
