@@ -383,13 +383,26 @@ public final class CheckpointQuantizer {
         todo.sort(Comparator.comparingLong(Target::bytes).reversed()
                 .thenComparing(Target::module));
         MemoryBudget budget = new MemoryBudget(b.memoryBudget);
+        // Layers that can run at once: the threads, unless the budget admits fewer of even the
+        // smallest layer (a budget can serialise any number of threads).
+        long smallest = Long.MAX_VALUE;
+        for (Target t : todo) {
+            smallest = Math.min(smallest, Math.min(t.info.numel() * BYTES_PER_ELEMENT_ESTIMATE,
+                    b.memoryBudget));
+        }
+        int concurrent = todo.isEmpty() ? 1
+                : (int) Math.min(b.threads, Math.max(1, b.memoryBudget / smallest));
         // Several layers at once on a CPU: each PyTorch operation gets its share of the cores, not
         // all of them, or threads x cores threads wait on each other (restored afterwards).
         int torchThreads = -1;
-        if (b.threads > 1 && b.backend instanceof DjlBackend djl && !djl.djlDevice().isGpu()) {
+        if (concurrent > 1 && b.backend instanceof DjlBackend djl && !djl.djlDevice().isGpu()) {
             torchThreads = DjlBackend.cpuOperationThreads();
-            DjlBackend.cpuOperationThreads(Math.max(1, torchThreads / b.threads));
+            DjlBackend.cpuOperationThreads(Math.max(1, torchThreads / concurrent));
         }
+        boolean serialKernels = concurrent > 1;
+        LOG.debug("{} layers at once ({} threads, budget {} MB); PyTorch threads per operation {}",
+                concurrent, b.threads, b.memoryBudget >> 20,
+                torchThreads > 0 ? DjlBackend.cpuOperationThreads() : "unchanged");
         ExecutorService pool = Executors.newFixedThreadPool(b.threads, r -> {
             Thread th = new Thread(r, "loftq-worker");
             th.setDaemon(true);
@@ -402,7 +415,7 @@ public final class CheckpointQuantizer {
                     long reserved = budget.acquire(t.info.numel() * BYTES_PER_ELEMENT_ESTIMATE);
                     try {
                         // Each worker keeps one core busy: its host kernels stay on its thread.
-                        LayerReport r = b.threads > 1
+                        LayerReport r = serialKernels
                                 ? Parallel.serially(() -> processOne(ckpt, t, work))
                                 : processOne(ckpt, t, work);
                         b.listener.tensorDone(t.module, t.bytes(), false);
