@@ -74,9 +74,8 @@ final class NdKernels {
      */
     static NDArray clamp(NDManager tmp, NDArray a, float lo, float hi) {
         if (lo != 0f && hi != 0f) {
-            // DJL's clip leaves its two bound scalars in the manager of its input: give it a view
-            // owned by tmp.
-            return own(tmp, alias(tmp, a).clip(lo, hi));
+            // not DJL's clip directly: its bounds live in Java memory that autograd must not keep
+            return own(tmp, NdScalars.clip(a, lo, hi));
         }
         NDArray loArr = own(tmp, tmp.full(new Shape(), lo, DataType.FLOAT32));
         NDArray hiArr = own(tmp, tmp.full(new Shape(), hi, DataType.FLOAT32));
