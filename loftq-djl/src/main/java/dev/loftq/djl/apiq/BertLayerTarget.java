@@ -8,6 +8,7 @@ import ai.djl.nn.norm.LayerNorm;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.djl.backend.DjlBackend;
+import dev.loftq.djl.backend.NdScalars;
 import dev.loftq.djl.model.BertConfig;
 import dev.loftq.djl.model.BlockPaths;
 import java.util.Arrays;
@@ -101,11 +102,13 @@ final class BertLayerTarget implements dev.loftq.quant.apiq.ApiqTarget {
         NDArray q = heads(linear(x, w, "attention.self.query"), t, heads, hs);
         NDArray k = heads(linear(x, w, "attention.self.key"), t, heads, hs);
         NDArray v = heads(linear(x, w, "attention.self.value"), t, heads, hs);
-        NDArray scores = q.matMul(k.transpose(0, 2, 1)).div((float) Math.sqrt(hs));
+        // float operands through NdScalars: autograd keeps them for the backward pass
+        NDArray scores = NdScalars.div(q.matMul(k.transpose(0, 2, 1)), (float) Math.sqrt(hs));
         NDArray context = scores.softmax(-1).matMul(v).transpose(1, 0, 2).reshape(t, (long) heads * hs);
         NDArray a = layerNorm(linear(context, w, "attention.output.dense").add(x), norm1);
         NDArray h = linear(a, w, "intermediate.dense");
-        NDArray gelu = h.mul(h.mul(INV_SQRT2).erf().add(1f)).mul(0.5f);
+        NDArray erf = NdScalars.add(NdScalars.mul(h, INV_SQRT2).erf(), 1f);
+        NDArray gelu = NdScalars.mul(h.mul(erf), 0.5f);
         NDArray out = layerNorm(linear(gelu, w, "output.dense").add(a), norm2);
         return DjlBackend.wrap(scope, out);
     }

@@ -303,19 +303,21 @@ final class DjlScope implements TensorScope {
         return binary("div", a, b, NDArray::div);
     }
 
+    // The scalar operand is a PyTorch allocation, not DJL's Number overload (a tensor over a Java
+    // buffer, freed at a later GC while autograd may still hold it): see NdScalars.
     @Override
     public Tensor add(Tensor a, float s) {
-        return out(f32("add", "a", a).nd().add(s));
+        return out(NdScalars.add(f32("add", "a", a).nd(), s));
     }
 
     @Override
     public Tensor mul(Tensor a, float s) {
-        return out(f32("mul", "a", a).nd().mul(s));
+        return out(NdScalars.mul(f32("mul", "a", a).nd(), s));
     }
 
     @Override
     public Tensor div(Tensor a, float s) {
-        return out(f32("div", "a", a).nd().div(s));
+        return out(NdScalars.div(f32("div", "a", a).nd(), s));
     }
 
     @Override

@@ -74,9 +74,8 @@ final class NdKernels {
      */
     static NDArray clamp(NDManager tmp, NDArray a, float lo, float hi) {
         if (lo != 0f && hi != 0f) {
-            // DJL's clip leaves its two bound scalars in the manager of its input: give it a view
-            // owned by tmp.
-            return own(tmp, alias(tmp, a).clip(lo, hi));
+            // not DJL's clip directly: its bounds live in Java memory that autograd must not keep
+            return own(tmp, NdScalars.clip(a, lo, hi));
         }
         NDArray loArr = own(tmp, tmp.full(new Shape(), lo, DataType.FLOAT32));
         NDArray hiArr = own(tmp, tmp.full(new Shape(), hi, DataType.FLOAT32));
@@ -112,12 +111,15 @@ final class NdKernels {
     }
 
     /**
-     * True when an operation on {@code a} is being recorded for autograd. DJL runs dtype
-     * conversions under PyTorch's no-grad guard, so the float64 detours above need a differentiable
-     * companion only then.
+     * True when an operation on {@code a} may be recorded for autograd: PyTorch's grad mode is on
+     * (a tape is recording). DJL runs dtype conversions under PyTorch's no-grad guard, so the
+     * float64 detours above need a differentiable companion then. Not narrowed to arrays that
+     * require a gradient: DJL's {@code requiresGrad} is true only for leaves (and arrays that
+     * retain their gradient), so it is false for every intermediate result and view of a leaf
+     * (ApiQ's clipping logits are slices of one flat leaf), whose gradient would then be cut.
      */
     static boolean tracksGradient(NDArray a) {
-        return JniUtils.isGradMode() && a instanceof PtNDArray p && JniUtils.requiresGrad(p);
+        return JniUtils.isGradMode() && a instanceof PtNDArray;
     }
 
     /**

@@ -16,6 +16,7 @@ import dev.loftq.core.tensor.DType;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.djl.backend.DjlBackend;
+import dev.loftq.djl.backend.NdScalars;
 import dev.loftq.quant.quantizer.QuantizedTensor;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -162,7 +163,9 @@ public final class QuantizedLoraLinear extends Linear implements AutoCloseable {
         }
         NDArray loraIn = training && dropout > 0f ? Dropout.dropout(x32, dropout, true).head() : x32;
         // s is applied to the narrow [..., r] product: one pass over r columns, not out
-        NDArray lora = Linear.linear(Linear.linear(loraIn, a).head().muli(scaling), b).head();
+        // the float operand through NdScalars: autograd keeps it for the backward pass
+        NDArray lora = Linear.linear(NdScalars.muli(Linear.linear(loraIn, a).head(), scaling), b)
+                .head();
         NDArray y = base.addi(lora);
         return new NDList(inType == DataType.FLOAT32 ? y : y.toType(inType, false));
     }
@@ -256,7 +259,7 @@ public final class QuantizedLoraLinear extends Linear implements AutoCloseable {
             NDArray b = loraB.getArray().duplicate();
             a.attach(m);
             b.attach(m);
-            NDArray merged = w.add(b.matMul(a).muli(scaling));
+            NDArray merged = w.add(NdScalars.muli(b.matMul(a), scaling));
             merged.attach(m);
             merged.copyTo(linear.getParameters().get("weight").getArray());
             if (bias != null) {

@@ -15,6 +15,7 @@ import ai.djl.nn.norm.LayerNorm;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.Initializer;
 import ai.djl.util.PairList;
+import dev.loftq.djl.backend.NdScalars;
 import java.nio.FloatBuffer;
 
 /**
@@ -166,7 +167,9 @@ final class BertBlocks {
             NDArray q = heads(call(childAt(QUERY), ps, x, training, params), b, t);
             NDArray k = heads(call(childAt(KEY), ps, x, training, params), b, t);
             NDArray v = heads(call(childAt(VALUE), ps, x, training, params), b, t);
-            NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).div((float) Math.sqrt(headSize)).add(mask);
+            // float operands through NdScalars: autograd keeps them for the backward pass
+            NDArray scores = NdScalars.div(q.matMul(k.transpose(0, 1, 3, 2)),
+                    (float) Math.sqrt(headSize)).add(mask);
             NDArray context = scores.softmax(-1).matMul(v); // [B, heads, T, headSize]
             return new NDList(context.transpose(0, 2, 1, 3).reshape(b, t, (long) heads * headSize));
         }
@@ -260,7 +263,9 @@ final class BertBlocks {
 
     /** GELU(x) = x · ½ · (1 + erf(x / √2)), the exact form BERT uses (not the tanh approximation). */
     static NDArray geluErf(NDArray x) {
-        return x.mul(x.mul(Intermediate.INV_SQRT2).erf().add(1f)).mul(0.5f);
+        // float operands through NdScalars: autograd keeps them for the backward pass
+        return NdScalars.mul(
+                x.mul(NdScalars.add(NdScalars.mul(x, Intermediate.INV_SQRT2).erf(), 1f)), 0.5f);
     }
 
     /** {@code encoder.layer.{i}}. In: x [B, T, H], additive mask [B, 1, 1, T]. */

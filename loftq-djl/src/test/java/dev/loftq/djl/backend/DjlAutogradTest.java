@@ -127,6 +127,72 @@ class DjlAutogradTest {
         }
     }
 
+    /**
+     * Issue 8 (ApiQ-bw's garbage LoRA gradients): the float operands that autograd saves for the
+     * backward pass ({@code x * s}, {@code x / s}, clamp's bounds) must survive a garbage
+     * collection between the forward and the backward pass. Made by DJL's {@code Number}
+     * overloads, they were tensors over Java direct buffers that the GC frees (glibc then writes
+     * its free-list pointer into them), so the gradient came out scaled by garbage.
+     */
+    @Test
+    void floatOperandsSurviveAGcBetweenForwardAndBackward() throws InterruptedException {
+        float[] v = {0.5f, -1.25f, 2f, 3.5f, 0.75f, -0.25f};
+        float[] expected = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            // d/dx of (x * 3) / 0.5 + clamp(x, -1, 1) + (x + 7)
+            expected[i] = 6f + (Math.abs(v[i]) <= 1f ? 1f : 0f) + 1f;
+        }
+        for (int round = 0; round < 3; round++) {
+            try (TensorScope s = scope.newChild()) {
+                Tensor leaf = s.fromHost(v, v.length);
+                autograd.requireGradient(leaf);
+                try (Autograd.Tape tape = autograd.record()) {
+                    Tensor x = s.sliceRows(leaf, 0, v.length); // a view, as ApiQ's factors are
+                    Tensor y = s.add(s.div(s.mul(x, 3f), 0.5f), s.clamp(x, -1f, 1f));
+                    Tensor loss = s.sumLast(s.add(y, s.add(x, 7f)));
+                    freeUnreachableDirectBuffers();
+                    tape.backward(loss);
+                }
+                assertBits(expected, s.toFloatArray(autograd.gradient(leaf)),
+                        "gradient after a GC, round " + round);
+            }
+        }
+    }
+
+    /** Runs the GC until the count of Java direct buffers stops falling (their memory freed). */
+    static void freeUnreachableDirectBuffers() throws InterruptedException {
+        java.lang.management.BufferPoolMXBean direct = java.lang.management.ManagementFactory
+                .getPlatformMXBeans(java.lang.management.BufferPoolMXBean.class).stream()
+                .filter(b -> b.getName().equals("direct")).findFirst().orElseThrow();
+        long last = -1;
+        for (int i = 0; i < 50; i++) {
+            System.gc();
+            Thread.sleep(20);
+            long now = direct.getCount();
+            if (now == last) {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    @Test
+    void exactPathsAreDifferentiableOnViews() {
+        // ApiQ's clipping logits are slices of one flat leaf: sqrt and sigmoid of a non-leaf.
+        float[] v = {0.25f, 1f, 4f};
+        Tensor a = scope.fromHost(v, 3);
+        autograd.requireGradient(a);
+        try (Autograd.Tape tape = autograd.record()) {
+            Tensor x = scope.sliceRows(a, 0, 3);
+            tape.backward(scope.sumLast(scope.add(scope.sqrt(x), scope.sigmoid(x))));
+        }
+        float[] g = scope.toFloatArray(autograd.gradient(a));
+        for (int i = 0; i < 3; i++) {
+            double s = 1 / (1 + Math.exp(-v[i]));
+            assertEquals(0.5 / Math.sqrt(v[i]) + s * (1 - s), g[i], 1e-6, "element " + i);
+        }
+    }
+
     @Test
     void exactPathsKeepTheirBitsWhileRecording() {
         // While recording, sqrt and sigmoid must give the same bits as without a tape.
