@@ -43,13 +43,6 @@ public final class NdScalars {
         }
     }
 
-    /** {@code a - s}, in {@code a}'s manager. */
-    public static NDArray sub(NDArray a, float s) {
-        try (NDArray t = scalar(a.getManager(), s)) {
-            return a.sub(t);
-        }
-    }
-
     /** {@code a * s}, in {@code a}'s manager. */
     public static NDArray mul(NDArray a, float s) {
         try (NDArray t = scalar(a.getManager(), s)) {
