@@ -589,6 +589,29 @@ final class RefScope implements TensorScope {
     }
 
     @Override
+    public Tensor decodeResidual(Tensor x, Tensor codes, Tensor table, Tensor scale,
+            int blockSize) {
+        checkOpen("decodeResidual");
+        RefTensor r = useFloat("decodeResidual", "x", x);
+        RefTensor c = useUint8("decodeResidual", "codes", codes);
+        RefTensor t = useTable("decodeResidual", table);
+        RefTensor s = useFloat("decodeResidual", "scale", scale);
+        Checks.inRange("decodeResidual: blockSize", blockSize, 1, Integer.MAX_VALUE);
+        int n = c.size();
+        if (r.size() != n) {
+            throw new IllegalArgumentException("decodeResidual: x has " + r.size()
+                    + " elements " + Arrays.toString(r.shapeView()) + ", codes " + n
+                    + "; they must have as many");
+        }
+        checkScale("decodeResidual", s, n, blockSize);
+        checkCodesIndex("decodeResidual", c.bytes(), t.size());
+        float[] out = new float[n];
+        HostKernels.decodeResidual(r.floats(), c.bytes(), n, t.floats(), s.floats(), blockSize,
+                out);
+        return floats(r.shapeView().clone(), out);
+    }
+
+    @Override
     public Tensor pack(Tensor codes, int bits, PackOrder order, int padCode) {
         checkOpen("pack");
         RefTensor c = useUint8("pack", "codes", codes);

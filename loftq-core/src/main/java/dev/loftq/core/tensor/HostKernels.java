@@ -259,6 +259,24 @@ public final class HostKernels {
     /** out[i] = f32(table[codes[i] & 0xFF] * scale[i / blockSize]) for i in [0, n). */
     public static void decode(byte[] codes, int n, float[] table, float[] scale, int blockSize,
             float[] out) {
+        decode(null, codes, n, table, scale, blockSize, out);
+    }
+
+    /**
+     * The quantization residual, out[i] = x[i] − f32(table[codes[i] & 0xFF] * scale[i /
+     * blockSize]) for i in [0, n): bit for bit a decode followed by a subtraction, in one pass.
+     */
+    public static void decodeResidual(float[] x, byte[] codes, int n, float[] table,
+            float[] scale, int blockSize, float[] out) {
+        if (x.length < n) {
+            throw new IllegalArgumentException("decodeResidual: arrays too short");
+        }
+        decode(x, codes, n, table, scale, blockSize, out);
+    }
+
+    /** {@link #decode}, subtracted from {@code x} when x is not null. */
+    private static void decode(float[] x, byte[] codes, int n, float[] table, float[] scale,
+            int blockSize, float[] out) {
         int nb = blockCount(n, blockSize);
         if (codes.length < n || out.length < n || scale.length < nb) {
             throw new IllegalArgumentException("decode: arrays too short");
@@ -271,8 +289,14 @@ public final class HostKernels {
                 int o = b * blockSize;
                 int end = o + Math.min(blockSize, to - o);
                 float s = scale[b];
-                for (int i = o; i < end; i++) {
-                    out[i] = lut[codes[i] & 0xFF] * s;
+                if (x == null) {
+                    for (int i = o; i < end; i++) {
+                        out[i] = lut[codes[i] & 0xFF] * s;
+                    }
+                } else {
+                    for (int i = o; i < end; i++) {
+                        out[i] = x[i] - lut[codes[i] & 0xFF] * s;
+                    }
                 }
             }
         });

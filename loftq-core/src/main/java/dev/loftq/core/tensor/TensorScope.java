@@ -264,6 +264,14 @@ public interface TensorScope extends AutoCloseable {
     Tensor decode(Tensor codes, Tensor table, Tensor scale, int blockSize);
 
     /**
+     * The quantization residual in one pass: {@code x − decode(codes, table, scale, blockSize)}
+     * bit for bit, without the decoded tensor (what an alternating quantizer such as LoftQ needs
+     * at every step). {@code x} FLOAT32 with as many elements as {@code codes} (both read flat);
+     * the rest as {@link #decode}. Result FLOAT32 of x's shape.
+     */
+    Tensor decodeResidual(Tensor x, Tensor codes, Tensor table, Tensor scale, int blockSize);
+
+    /**
      * Packs UINT8 codes of {@code bits} in {1, 2, 3, 4, 8} into a bit stream; result UINT8
      * [ceil(n·bits / 8)]. Code j occupies stream bits [j·bits, (j+1)·bits). With
      * {@link PackOrder#MSB_FIRST} stream bit k is bit {@code 7 - k % 8} of byte {@code k / 8} and

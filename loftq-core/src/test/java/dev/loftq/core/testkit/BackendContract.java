@@ -1047,6 +1047,32 @@ public abstract class BackendContract {
     }
 
     @Property(tries = 100)
+    void decodeResidualIsDecodeThenSubtract(@ForAll("anyTensors") HostTensor x,
+            @ForAll("blockSizes") int blockSize,
+            @ForAll @IntRange(min = 1, max = 256) int tableSize, @ForAll long seed) {
+        SplittableRandom rng = new SplittableRandom(seed);
+        float[] table = LoftqArbitraries.values(Distribution.EXTREME, 1, tableSize, seed);
+        byte[] codes = new byte[x.size()];
+        for (int i = 0; i < codes.length; i++) {
+            codes[i] = (byte) rng.nextInt(tableSize);
+        }
+        float[] scale = scales(new float[codes.length], blockSize, 2, seed);
+        float[] got = in(subject(), s -> {
+            Tensor r = s.decodeResidual(s.fromHost(x.data(), x.shape()),
+                    s.fromHostBytes(codes, codes.length), s.fromHost(table, tableSize),
+                    s.fromHost(scale, scale.length), blockSize);
+            assertEquals(DType.FLOAT32, r.dtype(), "decodeResidual dtype");
+            assertShape("decodeResidual", x.shape(), r.shape());
+            return s.toFloatArray(r);
+        });
+        float[] expected = Oracle.decode(codes, table, scale, blockSize);
+        for (int i = 0; i < expected.length; i++) {
+            expected[i] = x.data()[i] - expected[i];
+        }
+        assertSameBits("decodeResidual blockSize=" + blockSize, expected, got);
+    }
+
+    @Property(tries = 100)
     void decodeThenEncodeRecoversTheCodes(@ForAll("bitWidths") int bits, @ForAll long seed,
             @ForAll("blockSizes") int blockSize, @ForAll ScaleMode mode,
             @ForAll @IntRange(min = 1, max = 3000) int n) {
@@ -1289,6 +1315,8 @@ public abstract class BackendContract {
                 new Call("encode",
                         i -> i.s().encode(i.x(), i.scale(), 4, ScaleMode.DIVIDE, TWO_BIT)),
                 new Call("decode", i -> i.s().decode(i.codes(), i.table(), i.scale(), 4)),
+                new Call("decodeResidual",
+                        i -> i.s().decodeResidual(i.x(), i.codes(), i.table(), i.scale(), 4)),
                 new Call("pack", i -> i.s().pack(i.codes(), 2, PackOrder.MSB_FIRST, 0)),
                 new Call("unpack", i -> i.s().unpack(i.codes(), 2, PackOrder.LSB_FIRST, 8)),
                 new Call("keep", i -> i.s().keep(i.x())));
@@ -1500,6 +1528,10 @@ public abstract class BackendContract {
             Tensor scale = s.full(1f, 3);
             rejects(() -> s.gather(table, codes), "gather", "7", "3");
             rejects(() -> s.decode(codes, table, s.full(1f, 1), 4), "decode", "7", "3");
+            rejects(() -> s.decodeResidual(s.full(1f, 4), codes, table, s.full(1f, 1), 4),
+                    "decodeResidual", "7", "3");
+            rejects(() -> s.decodeResidual(x, codes, table, s.full(1f, 1), 4),
+                    "decodeResidual", "10", "4");
             rejects(() -> s.gather(s.full(1f, 2, 2), codes), "gather", "[2, 2]");
             rejects(() -> s.blockAbsMax(x, 0), "blockAbsMax", "0");
             rejects(() -> s.blockAbsMax(s.fromHost(new float[0], 0), 4),

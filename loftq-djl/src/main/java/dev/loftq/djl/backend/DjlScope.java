@@ -157,6 +157,23 @@ final class DjlScope implements TensorScope {
         return values;
     }
 
+    /** {@link #hostFloats} for UINT8 and BOOL tensors. */
+    private byte[] hostBytes(DjlTensor d) {
+        byte[] values = d.hostBytes();
+        if (values == null) {
+            values = toByteArray(d);
+            d.hostBytes(values);
+        }
+        return values;
+    }
+
+    /** A tensor made from an array a host kernel wrote, which stays as its host copy. */
+    private Tensor outHost(float[] values, int... shape) {
+        DjlTensor t = (DjlTensor) out(uploadFloats(values, shape));
+        t.hostCopy(values);
+        return t;
+    }
+
     @Override
     public byte[] toByteArray(Tensor t) {
         DjlTensor d = in("toByteArray", "t", t);
@@ -164,6 +181,9 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException("toByteArray: t must be UINT8 or BOOL, got FLOAT32");
         }
         int n = Shapes.numelInt("toByteArray", d.shape());
+        if (d.hostBytes() != null) {
+            return d.hostBytes().clone();
+        }
         byte[] out = new byte[n];
         if (n > 0) {
             download(d.nd(), n, 1, (buf, from, len) -> buf.get(out, from, len));
@@ -191,7 +211,9 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException("reshape: shape must not be null");
         }
         int[] target = Shapes.resolveReshape("reshape", d.shape(), shape);
-        return outView(d, d.nd().reshape(DjlTensor.shape(target)));
+        DjlTensor view = (DjlTensor) outView(d, d.nd().reshape(DjlTensor.shape(target)));
+        view.shareHostCopy(d);
+        return view;
     }
 
     @Override
@@ -453,7 +475,11 @@ final class DjlScope implements TensorScope {
         }
         if (backend.hostKernels()) {
             SquareSum sum = new SquareSum(Math.min(n, backend.transferChunkBytes() / 4));
-            download(d.nd(), n, 4, (buf, from, len) -> sum.add(buf.asFloatBuffer()));
+            if (d.hostCopy() != null) {
+                sum.add(FloatBuffer.wrap(d.hostCopy()));
+            } else {
+                download(d.nd(), n, 4, (buf, from, len) -> sum.add(buf.asFloatBuffer()));
+            }
             return sum.total();
         }
         try (NDManager tmp = manager.newSubManager()) {
@@ -605,7 +631,9 @@ final class DjlScope implements TensorScope {
         float[] ss = toFloatArray(s);
         byte[] codes = new byte[n];
         HostKernels.encode(xs, n, ss, blockSize, mode, table, codes);
-        return out(uploadBytes(codes, shape));
+        DjlTensor encoded = (DjlTensor) out(uploadBytes(codes, shape));
+        encoded.hostBytes(codes); // the decode of a round trip reads them next
+        return encoded;
     }
 
     /** Host round trip: one copy of x for every scale set, uploads only the statistics. */
@@ -648,25 +676,71 @@ final class DjlScope implements TensorScope {
         }
         int size = tab.dim(0);
         if (backend.hostKernels()) {
-            byte[] cs = toByteArray(c);
-            for (int i = 0; i < n; i++) {
-                if ((cs[i] & 0xFF) >= size) {
-                    throw decodeRange(cs[i] & 0xFF, size);
-                }
-            }
+            byte[] cs = hostCodes("decode", c, n, size);
             float[] out = new float[n];
             HostKernels.decode(cs, n, toFloatArray(tab), toFloatArray(s), blockSize, out);
-            return out(uploadFloats(out, c.shape()));
+            return outHost(out, c.shape());
         }
         int max = maxCode(c);
         if (max >= size) {
-            throw decodeRange(max, size);
+            throw decodeRange("decode", max, size);
         }
         return withTmp(tmp -> NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize));
     }
 
-    private static IllegalArgumentException decodeRange(int code, int size) {
-        return new IllegalArgumentException("decode: code " + code + " does not index the table of "
+    /**
+     * On the host or as PyTorch take, multiply and subtract, as {@link KernelPlacement} says; on
+     * the host, x is downloaded once per tensor (LoftQ subtracts from the same weight every step).
+     */
+    @Override
+    public Tensor decodeResidual(Tensor x, Tensor codes, Tensor table, Tensor scale,
+            int blockSize) {
+        DjlTensor d = f32("decodeResidual", "x", x);
+        DjlTensor c = in("decodeResidual", "codes", codes);
+        requireType("decodeResidual", "codes", c, DType.UINT8);
+        DjlTensor tab = table1d("decodeResidual", table);
+        checkBlockSize("decodeResidual", blockSize);
+        int n = Shapes.numelInt("decodeResidual", c.shape());
+        if (d.numel() != n) {
+            throw new IllegalArgumentException("decodeResidual: x has " + d.numel()
+                    + " elements " + Arrays.toString(d.shape()) + ", codes " + n
+                    + "; they must have as many");
+        }
+        DjlTensor s = scaleArg("decodeResidual", scale, n, blockSize);
+        if (n == 0) {
+            return out(manager.create(d.nd().getShape(), DataType.FLOAT32));
+        }
+        int size = tab.dim(0);
+        if (backend.hostKernels()) {
+            byte[] cs = hostCodes("decodeResidual", c, n, size);
+            float[] out = new float[n];
+            HostKernels.decodeResidual(hostFloats(d), cs, n, toFloatArray(tab), toFloatArray(s),
+                    blockSize, out);
+            return outHost(out, d.shape());
+        }
+        int max = maxCode(c);
+        if (max >= size) {
+            throw decodeRange("decodeResidual", max, size);
+        }
+        return withTmp(tmp -> {
+            NDArray decoded = NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize);
+            return d.nd().sub(NdKernels.own(tmp, decoded.reshape(d.nd().getShape())));
+        });
+    }
+
+    /** The codes on the host, each checked to index a table of {@code size} entries. */
+    private byte[] hostCodes(String op, DjlTensor c, int n, int size) {
+        byte[] cs = hostBytes(c);
+        for (int i = 0; i < n; i++) {
+            if ((cs[i] & 0xFF) >= size) {
+                throw decodeRange(op, cs[i] & 0xFF, size);
+            }
+        }
+        return cs;
+    }
+
+    private static IllegalArgumentException decodeRange(String op, int code, int size) {
+        return new IllegalArgumentException(op + ": code " + code + " does not index the table of "
                 + size + " entries; codes must be in [0, " + (size - 1) + "]");
     }
 

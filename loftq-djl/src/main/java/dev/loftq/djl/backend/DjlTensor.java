@@ -19,11 +19,17 @@ final class DjlTensor implements Tensor {
     private final int[] shape;
     private DjlScope owner;
     /**
-     * The values on the host, once a host kernel needed them (see DjlScope#hostFloats); read-only.
-     * Tensors are never modified in place (gradients are handed out as copies), so the copy stays
-     * valid while the tensor lives.
+     * The values on the host, once a host kernel needed or made them (see DjlScope#hostFloats);
+     * read-only. Tensors are never modified in place (gradients are handed out as copies), so the
+     * copy stays valid while the tensor lives. Reshapes share it: same elements, same order.
      */
-    private float[] hostCopy;
+    private HostCopy hostCopy = new HostCopy();
+
+    /** A tensor's elements in row-major order on the host: FLOAT32 or UINT8/BOOL. */
+    static final class HostCopy {
+        private float[] floats;
+        private byte[] bytes;
+    }
 
     DjlTensor(DjlScope owner, NDArray nd) {
         this.owner = owner;
@@ -63,11 +69,24 @@ final class DjlTensor implements Tensor {
     }
 
     float[] hostCopy() {
-        return hostCopy;
+        return hostCopy.floats;
     }
 
     void hostCopy(float[] values) {
-        hostCopy = values;
+        hostCopy.floats = values;
+    }
+
+    byte[] hostBytes() {
+        return hostCopy.bytes;
+    }
+
+    void hostBytes(byte[] values) {
+        hostCopy.bytes = values;
+    }
+
+    /** Shares {@code src}'s host copy, present and future: this tensor is a reshape of it. */
+    void shareHostCopy(DjlTensor src) {
+        hostCopy = src.hostCopy;
     }
 
     DjlScope owner() {

@@ -144,6 +144,27 @@ abstract class DjlBackendCodebookTest {
         assertBits(expected, scope.toFloatArray(got), "decode " + n + "/" + blockSize);
     }
 
+    @ParameterizedTest
+    @MethodSource("blocked")
+    void decodeResidualMatchesHostKernels(int[] shape, int blockSize) {
+        int n = Oracles.numel(shape);
+        SplittableRandom r = new SplittableRandom(5);
+        byte[] codes = new byte[n];
+        for (int i = 0; i < n; i++) {
+            codes[i] = (byte) r.nextInt(16);
+        }
+        int nb = (n + blockSize - 1) / blockSize;
+        float[] scale = Oracles.data(4, nb);
+        float[] x = Oracles.data(6, n);
+        float[] expected = new float[n];
+        HostKernels.decodeResidual(x, codes, n, NF4, scale, blockSize, expected);
+        Tensor got = scope.decodeResidual(scope.fromHost(x, shape),
+                scope.fromHostBytes(codes, n), scope.fromHost(NF4, 16),
+                scope.fromHost(scale, nb), blockSize);
+        assertArrayEquals(shape, got.shape());
+        assertBits(expected, scope.toFloatArray(got), "decodeResidual " + n + "/" + blockSize);
+    }
+
     @Test
     void decodeWithAFullByteTable() {
         float[] table = Oracles.data(5, 300);
