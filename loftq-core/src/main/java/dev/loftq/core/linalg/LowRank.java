@@ -21,6 +21,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Warm start: pass the factors of a nearby matrix (LoftQ's previous step) and its right
  * singular vectors seed the sketch, so few iterations reach the same accuracy.
+ *
+ * <p>Both paths return a projection of M: U·S·Vᵀ = U·Uᵀ·M with orthonormal U (randomized) or
+ * M·V·Vᵀ with orthonormal V (direct), up to float32 rounding, so ‖M − U·S·Vᵀ‖² = ‖M‖² − Σσᵢ².
  */
 public final class LowRank {
     private static final Logger LOG = LoggerFactory.getLogger(LowRank.class);

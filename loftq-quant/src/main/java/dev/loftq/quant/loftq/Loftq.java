@@ -22,10 +22,12 @@ import org.slf4j.LoggerFactory;
  * quantization error. Written once over the tensor SPI: the big products and the quantizer run on
  * the backend, the small factorizations on the host ({@link LowRank}).
  *
- * <p>Memory: besides W, a step holds its target, Q, the residual, the rank-r product and, briefly,
- * their difference and the next target (at most six matrices of W's size at once, with W); only
- * the next target and the factors outlive the step. The step to be returned keeps its codes
- * unpacked (a byte per element with a codebook quantizer) and packs them once, at the end.
+ * <p>Memory: besides W, a step holds its target, the residual W − Q (a codebook quantizer never
+ * forms Q itself) and, briefly, the rank-r product and the next target (at most five matrices of
+ * W's size at once, with W); only the next target and the factors outlive the step. The error of
+ * a step needs no product (Pythagoras, {@link #squaredErrorAfter}), so the last step forms none.
+ * The step to be returned keeps its codes unpacked (a byte per element with a codebook quantizer)
+ * and packs them once, at the end.
  */
 public final class Loftq {
     private static final Logger LOG = LoggerFactory.getLogger(Loftq.class);
@@ -67,19 +69,17 @@ public final class Loftq {
                 try (TensorScope step = work.newChild()) {
                     // Packed only for the step returned: a round trip skips pack and unpack.
                     RoundTrip q = quantizer.roundTrip(step, target, name);
-                    Tensor residual = step.sub(w, q.dequantized());
+                    Tensor residual = q.residual(step, w);
+                    double residualSquares = step.sumOfSquares(residual);
                     if (t == 1) {
                         qloraError = quantizer.equals(config.quantizer())
-                                ? relative(step.sumOfSquares(residual), norm)
+                                ? relative(residualSquares, norm)
                                 : qloraError(step, w, name, config.quantizer(), norm);
                     }
                     LowRankFactors f = LowRank.truncatedSvd(step, residual, config.rank(),
                             config.lowRank(), warm, config.seed() + t);
-                    Tensor lowRank = product(step, f);
-                    try (TensorScope tmp = step.newChild()) {
-                        errors[t - 1] = relative(tmp.sumOfSquares(tmp.sub(residual, lowRank)),
-                                norm);
-                    }
+                    errors[t - 1] = relative(squaredErrorAfter(step, residual,
+                            residualSquares, f), norm);
                     LOG.debug("{}: step {} error {}", name, t, errors[t - 1]);
                     boolean take = config.keepBest()
                             ? returned == 0 || errors[t - 1] < errors[returned - 1]
@@ -94,7 +94,7 @@ public final class Loftq {
                         returned = t;
                     }
                     if (t < steps) {
-                        target = next.keep(step.sub(w, lowRank));
+                        target = next.keep(step.sub(w, product(step, f)));
                         // Taken factors live in bestScope, which a later step closes only after
                         // its own low-rank step has used them.
                         warm = take ? bestFactors : keep(next, f);
@@ -108,6 +108,27 @@ public final class Loftq {
             Tensor[] ab = split(scope, bestFactors, s);
             return new LoftqResult(bestQ.quantized(scope), ab[0], ab[1], s, qloraError, errors,
                     returned, config);
+        }
+    }
+
+    /**
+     * ‖M − U·S·Vᵀ‖²: the low-rank factors are a projection of M (U·S·Vᵀ = U·Uᵀ·M, see
+     * {@link LowRank}), so by Pythagoras it is ‖M‖² − Σσᵢ², without forming the product. The
+     * difference loses digits when the factors capture nearly all of M (then, for a relative
+     * accuracy of ~1e-5, the product is formed instead).
+     */
+    private static double squaredErrorAfter(TensorScope scope, Tensor m, double squares,
+            LowRankFactors f) {
+        double captured = 0;
+        for (double sigma : f.singularValues()) {
+            captured += sigma * sigma;
+        }
+        double remaining = squares - captured;
+        if (remaining >= squares / 100) {
+            return remaining;
+        }
+        try (TensorScope tmp = scope.newChild()) {
+            return tmp.sumOfSquares(tmp.sub(m, product(tmp, f)));
         }
     }
 

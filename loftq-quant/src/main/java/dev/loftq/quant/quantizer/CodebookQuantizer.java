@@ -228,19 +228,17 @@ public final class CodebookQuantizer implements Quantizer {
     }
 
     /**
-     * Dequantizes the codes before they are packed, and packs only when
-     * {@link RoundTrip#quantized} is called: the same bits as quantize then dequantize, without a
-     * pack and an unpack per call.
+     * Keeps the codes unpacked: decodes them only when asked (the dequantized weight, or a
+     * residual in one pass), and packs only when {@link RoundTrip#quantized} is called. The same
+     * bits as quantize then dequantize, without a pack and an unpack per call.
      */
     @Override
     public RoundTrip roundTrip(TensorScope scope, Tensor w, String name) {
         try (TensorScope tmp = scope.newChild()) {
             Encoded e = encoded(tmp, w, name, null);
             Stored scales = stored(scope, e.scale(), name);
-            Tensor table = tmp.fromHost(codebook.values(), codebook.size());
-            Tensor y = tmp.decode(e.codes(), table, scales.values(tmp), blockSize);
-            return new CodebookRoundTrip(w.shape(), scope.keep(e.codes()), scales, e.padCode(),
-                    scope.keep(tmp.reshape(y, w.shape())));
+            return new CodebookRoundTrip(scope, w.shape(), scope.keep(e.codes()), scales,
+                    e.padCode());
         }
     }
 
@@ -334,26 +332,44 @@ public final class CodebookQuantizer implements Quantizer {
         return out.build();
     }
 
-    /** {@link #roundTrip}: codes kept unpacked until asked for. */
+    /** {@link #roundTrip}: codes kept unpacked (flat), decoded on demand. */
     private final class CodebookRoundTrip implements RoundTrip {
+        private final TensorScope owner;
         private final int[] shape;
         private final Tensor codes;
         private final Stored scales;
         private final int padCode;
-        private final Tensor dequantized;
+        private Tensor dequantized;
 
-        CodebookRoundTrip(int[] shape, Tensor codes, Stored scales, int padCode,
-                Tensor dequantized) {
+        CodebookRoundTrip(TensorScope owner, int[] shape, Tensor codes, Stored scales,
+                int padCode) {
+            this.owner = owner;
             this.shape = shape;
             this.codes = codes;
             this.scales = scales;
             this.padCode = padCode;
-            this.dequantized = dequantized;
         }
 
         @Override
         public Tensor dequantized() {
+            if (dequantized == null) {
+                try (TensorScope tmp = owner.newChild()) {
+                    Tensor table = tmp.fromHost(codebook.values(), codebook.size());
+                    Tensor y = tmp.decode(codes, table, scales.values(tmp), blockSize);
+                    dequantized = owner.keep(tmp.reshape(y, shape));
+                }
+            }
             return dequantized;
+        }
+
+        @Override
+        public Tensor residual(TensorScope scope, Tensor from) {
+            Inputs.requireShape("residual", "from", from, shape);
+            try (TensorScope tmp = scope.newChild()) {
+                Tensor table = tmp.fromHost(codebook.values(), codebook.size());
+                return scope.keep(tmp.decodeResidual(from, codes, table, scales.values(tmp),
+                        blockSize));
+            }
         }
 
         @Override

@@ -69,6 +69,15 @@ final class Inputs {
         }
     }
 
+    /** Checks that {@code t} is FLOAT32 of {@code shape}. */
+    static void requireShape(String op, String name, Tensor t, int[] shape) {
+        if (t == null || t.dtype() != DType.FLOAT32 || !Arrays.equals(t.shape(), shape)) {
+            throw new IllegalArgumentException(op + ": " + name + " must be FLOAT32 "
+                    + Arrays.toString(shape) + ", got " + (t == null ? "null"
+                            : t.dtype() + " " + Arrays.toString(t.shape())));
+        }
+    }
+
     private static IllegalArgumentException nonFinite(String name, int index, float value) {
         return new IllegalArgumentException("tensor " + name + " has " + value + " at flat index "
                 + index + " (allowed: finite values)");

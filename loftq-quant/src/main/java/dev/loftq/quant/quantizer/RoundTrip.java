@@ -9,8 +9,24 @@ import dev.loftq.core.tensor.TensorScope;
  * quantized form of one step at most. Made by {@link Quantizer#roundTrip}; not thread-safe.
  */
 public interface RoundTrip {
-    /** {@code deq(quant(w))}, FLOAT32 in w's shape, bit for bit {@code dequantize(quantize(w))}. */
+    /**
+     * {@code deq(quant(w))}, FLOAT32 in w's shape, bit for bit {@code dequantize(quantize(w))};
+     * owned by the scope the round trip was made in, which must still be open.
+     */
     Tensor dequantized();
+
+    /**
+     * {@code from − dequantized()} bit for bit, owned by {@code scope}: the residual an
+     * alternating loop needs. A codebook quantizer computes it in one pass, without the dequantized
+     * tensor.
+     *
+     * @param from FLOAT32 in w's shape; not modified
+     * @throws IllegalArgumentException if {@code from} has another shape or dtype
+     */
+    default Tensor residual(TensorScope scope, Tensor from) {
+        Inputs.requireShape("residual", "from", from, dequantized().shape());
+        return scope.sub(from, dequantized());
+    }
 
     /**
      * Moves what {@link #quantized} needs (not {@link #dequantized()}) into {@code target}, so it
