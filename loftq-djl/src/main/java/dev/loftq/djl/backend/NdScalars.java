@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.function.BinaryOperator;
 
 /**
  * Arithmetic between an NDArray and a float for code that PyTorch autograd may record: use these
@@ -38,29 +39,28 @@ public final class NdScalars {
 
     /** {@code a + s}, in {@code a}'s manager. */
     public static NDArray add(NDArray a, float s) {
-        try (NDArray t = scalar(a.getManager(), s)) {
-            return a.add(t);
-        }
+        return withScalar(a, s, NDArray::add);
     }
 
     /** {@code a * s}, in {@code a}'s manager. */
     public static NDArray mul(NDArray a, float s) {
-        try (NDArray t = scalar(a.getManager(), s)) {
-            return a.mul(t);
-        }
+        return withScalar(a, s, NDArray::mul);
     }
 
     /** {@code a / s}, in {@code a}'s manager. */
     public static NDArray div(NDArray a, float s) {
-        try (NDArray t = scalar(a.getManager(), s)) {
-            return a.div(t);
-        }
+        return withScalar(a, s, NDArray::div);
     }
 
     /** {@code a *= s} in place; returns {@code a}. */
     public static NDArray muli(NDArray a, float s) {
+        return withScalar(a, s, NDArray::muli);
+    }
+
+    /** {@code op(a, s)} with s a {@link #scalar} in a's manager, whose handle is closed after. */
+    private static NDArray withScalar(NDArray a, float s, BinaryOperator<NDArray> op) {
         try (NDArray t = scalar(a.getManager(), s)) {
-            return a.muli(t);
+            return op.apply(a, t);
         }
     }
 
