@@ -36,9 +36,7 @@ public final class ApiqComparison implements AutoCloseable {
     /** LoftQ's alternating steps T. */
     static final int LOFTQ_ITERATIONS = 5;
     /** ApiQ's model selection: a quarter of the calibration sentences held out, checked every 10 steps. */
-    static final double HOLD_OUT = 0.25;
     static final int EVAL_EVERY = 10;
-    static final int PATIENCE = 4;
     /** AdamW's decoupled weight decay for the clipping and for A, B (official). */
     static final float WEIGHT_DECAY = 0.1f;
     private static final int LINEARS_PER_LAYER = 6;
@@ -52,10 +50,12 @@ public final class ApiqComparison implements AutoCloseable {
      * @param bwBatch ApiQ-bw sentences per step, 0 = all (full batch)
      * @param clipLr AdamW learning rate of the clipping logits, &gt; 0
      * @param loraLr AdamW learning rate of A and B, &gt; 0
+     * @param holdOut fraction of the calibration sentences held out for model selection, in [0, 0.9]
+     * @param patience evaluations without improvement before a target stops, 0 = never
      * @param seed seed of every random choice
      */
     public record Settings(int layers, int lwSteps, int bwSteps, int bwBatch, float clipLr, float loraLr,
-            long seed) {}
+            double holdOut, int patience, long seed) {}
 
     /**
      * One row's outcome.
@@ -198,7 +198,7 @@ public final class ApiqComparison implements AutoCloseable {
                 .rank(RANK).loraAlpha(ALPHA)
                 .steps(blockwise ? settings.bwSteps() : settings.lwSteps())
                 .batchSize(blockwise ? settings.bwBatch() : 0)
-                .holdOut(HOLD_OUT).evalEvery(EVAL_EVERY).patience(PATIENCE)
+                .holdOut(settings.holdOut()).evalEvery(EVAL_EVERY).patience(settings.patience())
                 .clipOptimizer(settings.clipLr(), WEIGHT_DECAY).loraOptimizer(settings.loraLr(), WEIGHT_DECAY)
                 .build();
     }
@@ -223,7 +223,7 @@ public final class ApiqComparison implements AutoCloseable {
         return String.format(Locale.ROOT, "r%d alpha %d; LoftQ T=%d; ApiQ int-k asymmetric g64, clipping logits from "
                 + "%s, AdamW lr %s (clipping) / %s (A, B), weight decay %s, %d%% of the calibration sentences held "
                 + "out for model selection every %d steps, patience %d; seed %d", RANK, ALPHA, LOFTQ_ITERATIONS,
-                apiqConfig(ApiqMethod.LW2).clipInit(), settings.clipLr(), settings.loraLr(), WEIGHT_DECAY, Math.round(HOLD_OUT * 100), EVAL_EVERY, PATIENCE,
+                apiqConfig(ApiqMethod.LW2).clipInit(), settings.clipLr(), settings.loraLr(), WEIGHT_DECAY, Math.round(settings.holdOut() * 100), EVAL_EVERY, settings.patience(),
                 settings.seed());
     }
 

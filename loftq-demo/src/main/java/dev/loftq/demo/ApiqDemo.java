@@ -80,6 +80,15 @@ public final class ApiqDemo implements Callable<Integer> {
             + "official).")
     float loraLr = 5e-4f;
 
+    @Option(names = "--hold-out", description = "Fraction of the calibration sentences ApiQ holds out to pick "
+            + "each target's best step, in [0, 0.9]; 0 = train on all, keep the last step (default: ${DEFAULT-VALUE}).")
+    double holdOut = 0.25;
+
+    @Option(names = "--patience", description = "ApiQ's evaluations (every " + ApiqComparison.EVAL_EVERY
+            + " steps) without improvement on the held-out part before a target stops; 0 = never "
+            + "(default: ${DEFAULT-VALUE}).")
+    int patience = 4;
+
     @Option(names = "--seed", description = "Seed of every random choice (default: ${DEFAULT-VALUE}).")
     long seed = 42;
 
@@ -97,7 +106,7 @@ public final class ApiqDemo implements Callable<Integer> {
         List<String> calibration = sentences.calibration().subList(0, calibrationSentences);
         List<String> evaluation = sentences.heldOut().subList(0, evalSentences);
         ApiqComparison.Settings settings = new ApiqComparison.Settings(layers, lwSteps, bwSteps, bwBatch, clipLr,
-                loraLr, seed);
+                loraLr, holdOut, patience, seed);
         Files.createDirectories(out);
         PrintWriter stdout = spec.commandLine().getOut();
 
@@ -165,6 +174,12 @@ public final class ApiqDemo implements Callable<Integer> {
         }
         checkLearningRate("--clip-lr", clipLr);
         checkLearningRate("--lora-lr", loraLr);
+        if (!(holdOut >= 0 && holdOut <= 0.9)) {
+            throw new IllegalArgumentException("--hold-out must be in [0, 0.9], got " + holdOut);
+        }
+        if (patience < 0) {
+            throw new IllegalArgumentException("--patience must be >= 0 (0 = never stop early), got " + patience);
+        }
     }
 
     private static void checkSteps(String option, int steps) {

@@ -211,8 +211,8 @@ public final class Loftq {
     private static double qloraError(TensorScope scope, Tensor w, String name, Quantizer quantizer,
             double norm) {
         try (TensorScope tmp = scope.newChild()) {
-            Tensor q = quantizer.quantize(tmp, w, name).dequantize(tmp);
-            return relative(tmp.sumOfSquares(tmp.sub(w, q)), norm);
+            return relative(tmp.sumOfSquares(quantizer.roundTrip(tmp, w, name).residual(tmp, w)),
+                    norm);
         }
     }
 
