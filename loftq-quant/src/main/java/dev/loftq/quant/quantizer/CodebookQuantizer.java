@@ -270,7 +270,7 @@ public final class CodebookQuantizer implements Quantizer {
                 hostScale = tmp.toFloatArray(scale);
             }
             if (blockScale == BlockScale.MSE_OPTIMAL) {
-                scale = MseScaleSearch.search(tmp, flat, blockSize, scale, hostScale, encoder,
+                scale = MseScaleSearch.search(tmp, flat, blockSize, hostScale, encoder,
                         scaleMode, codebook);
                 hostScale = tmp.toFloatArray(scale);
             }

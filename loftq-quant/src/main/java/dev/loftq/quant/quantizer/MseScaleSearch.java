@@ -6,6 +6,7 @@ import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.quant.codebook.Codebook;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -50,109 +51,112 @@ final class MseScaleSearch {
      * The scales, FLOAT32 [nb], owned by {@code scope}.
      *
      * @param flat the tensor flattened, FLOAT32 [n], finite
-     * @param absmax its block absmax, FLOAT32 [nb], with the host copy {@code hostAbsmax}
+     * @param absmax its block absmax [nb], finite
      */
-    static Tensor search(TensorScope scope, Tensor flat, int blockSize, Tensor absmax,
-            float[] hostAbsmax, BucketTable encoder, ScaleMode mode, Codebook codebook) {
+    static Tensor search(TensorScope scope, Tensor flat, int blockSize, float[] absmax,
+            BucketTable encoder, ScaleMode mode, Codebook codebook) {
         int n = (int) flat.numel();
+        int nb = absmax.length;
         Fit fit = new Fit(flat, blockSize, encoder, mode,
                 scope.fromHost(codebook.values(), codebook.size()));
-        int stride = Math.max(1, hostAbsmax.length / SAMPLE_BLOCKS);
+        int stride = Math.max(1, nb / SAMPLE_BLOCKS);
         float ratio = commonRatio(sample(scope, flat, n, blockSize, stride), n, blockSize, stride,
-                hostAbsmax, encoder, mode, codebook.values());
+                absmax, encoder, mode, codebook.values());
         // One Lloyd iteration from every start, in one fitting pass that also fits absmax, the
         // fallback every block is compared against. A start at ratio 1 is absmax itself (r* near
         // 1 is common at 4 bits): its statistics are absmax's, fitted once.
-        Tensor[] s = new Tensor[START_OFFSETS.length];
-        List<Tensor> sets = new ArrayList<>(List.of(absmax));
-        int[] setOf = new int[s.length];
-        for (int j = 0; j < s.length; j++) {
+        List<float[]> sets = new ArrayList<>(List.of(absmax));
+        float[][] starts = new float[START_OFFSETS.length][];
+        int[] setOf = new int[starts.length];
+        for (int j = 0; j < starts.length; j++) {
             float r = Math.max(MIN_RATIO, Math.min(1f, ratio + START_OFFSETS[j]));
-            s[j] = r == 1f ? absmax : scope.mul(absmax, r);
             setOf[j] = r == 1f ? 0 : sets.size();
-            if (r != 1f) {
-                sets.add(s[j]);
+            if (r == 1f) {
+                starts[j] = absmax;
+            } else {
+                starts[j] = new float[nb];
+                for (int b = 0; b < nb; b++) {
+                    starts[j][b] = absmax[b] * r;
+                }
+                sets.add(starts[j]);
             }
         }
-        Tensor absmaxError;
-        Tensor best;
-        Tensor bestError;
-        try (TensorScope tmp = scope.newChild()) {
-            Tensor[][] st = fit.statistics(tmp, sets.toArray(new Tensor[0]));
-            absmaxError = Fit.squaredError(tmp, st[0], absmax);
-            Tensor[] step = Fit.lloydStep(tmp, st[setOf[0]], s[0]);
-            best = step[0];
-            bestError = step[1];
-            for (int j = 1; j < s.length; j++) {
-                step = Fit.lloydStep(tmp, st[setOf[j]], s[j]);
-                Tensor better = tmp.lt(step[1], bestError);
-                best = tmp.where(better, step[0], best);
-                bestError = tmp.where(better, step[1], bestError);
-            }
-            absmaxError = scope.keep(absmaxError);
-            best = scope.keep(best);
-            bestError = scope.keep(bestError);
+        float[] st = fit.statistics(scope, sets);
+        float[] absmaxError = new float[nb];
+        for (int b = 0; b < nb; b++) {
+            absmaxError[b] = Fit.squaredError(st, b, absmax[b]);
+        }
+        float[] best = new float[nb];
+        float[] bestError = new float[nb];
+        Arrays.fill(bestError, Float.NaN); // the first start always replaces it
+        for (int j = 0; j < starts.length; j++) {
+            Fit.lloydStep(st, setOf[j] * nb, starts[j], j == 0, best, bestError);
         }
         for (int it = 0; it < REFINEMENTS; it++) {
-            try (TensorScope tmp = scope.newChild()) {
-                Tensor[] step = Fit.lloydStep(tmp, fit.statistics(tmp, new Tensor[] {best})[0],
-                        best);
-                Tensor better = tmp.lt(step[1], bestError);
-                best = scope.keep(tmp.where(better, step[0], best));
-                bestError = scope.keep(tmp.where(better, step[1], bestError));
-            }
+            float[] from = best.clone();
+            Fit.lloydStep(fit.statistics(scope, List.of(from)), 0, from, false, best, bestError);
         }
         // Per block, absmax wins unless a fit is strictly better: never worse than absmax scales.
-        try (TensorScope tmp = scope.newChild()) {
-            return scope.keep(tmp.where(tmp.lt(bestError, absmaxError), best, absmax));
+        for (int b = 0; b < nb; b++) {
+            if (!(bestError[b] < absmaxError[b])) {
+                best[b] = absmax[b];
+            }
         }
+        return scope.fromHost(best, nb);
     }
 
-    /** Block statistics of the codebook fit at given scales, through one coarse SPI operation. */
+    /**
+     * Block statistics of the codebook fit at given scales, through one coarse SPI operation; the
+     * per-block arithmetic on them runs on the host (a few float operations per block, which as
+     * tensor operations cost more in dispatch than in arithmetic).
+     */
     private record Fit(Tensor flat, int blockSize, BucketTable encoder, ScaleMode mode,
             Tensor values) {
 
         /**
-         * Per scale set ([nb] each), the columns Σx·t, Σt², Σx² of
-         * {@link TensorScope#blockCodebookFit}, each [nb]: all sets in one pass over the tensor.
+         * {@link TensorScope#blockCodebookFit} of all sets ([nb] each) in one pass over the
+         * tensor: [sets, nb, 3] holding per block Σx·t, Σt², Σx².
          */
-        Tensor[][] statistics(TensorScope tmp, Tensor[] sets) {
-            int nb = sets[0].dim(0);
-            Tensor[] rows = new Tensor[sets.length];
-            for (int j = 0; j < sets.length; j++) {
-                rows[j] = tmp.reshape(sets[j], 1, nb);
+        float[] statistics(TensorScope scope, List<float[]> sets) {
+            int nb = sets.get(0).length;
+            float[] all = new float[sets.size() * nb];
+            for (int j = 0; j < sets.size(); j++) {
+                System.arraycopy(sets.get(j), 0, all, j * nb, nb);
             }
-            Tensor stats = tmp.blockCodebookFit(flat, tmp.concat(0, rows), blockSize, mode,
-                    encoder, values);
-            Tensor[][] out = new Tensor[sets.length][];
-            for (int j = 0; j < sets.length; j++) {
-                Tensor set = tmp.reshape(tmp.sliceRows(stats, j, j + 1), nb, 3);
-                out[j] = new Tensor[] {tmp.reshape(tmp.sliceColumns(set, 0, 1), nb),
-                    tmp.reshape(tmp.sliceColumns(set, 1, 2), nb),
-                    tmp.reshape(tmp.sliceColumns(set, 2, 3), nb)};
+            try (TensorScope tmp = scope.newChild()) {
+                return tmp.toFloatArray(tmp.blockCodebookFit(flat,
+                        tmp.fromHost(all, sets.size(), nb), blockSize, mode, encoder, values));
             }
-            return out;
         }
 
-        /** Σx² − 2s·Σx·t + s²·Σt² at s with its own codes: the exact block errors. */
-        static Tensor squaredError(TensorScope tmp, Tensor[] st, Tensor s) {
-            return tmp.add(tmp.sub(st[2], tmp.mul(tmp.mul(st[0], s), 2f)),
-                    tmp.mul(tmp.mul(st[1], s), s));
+        /** Σx² − 2s·Σx·t + s²·Σt² of block b at s with its own codes: its exact error. */
+        static float squaredError(float[] st, int b, float s) {
+            int at = 3 * b;
+            return (st[at + 2] - st[at] * s * 2f) + st[at + 1] * s * s;
         }
 
         /**
-         * One Lloyd iteration from {@code s} with the statistics {@code st} of its codes:
-         * s ← Σx·t / Σt². Returns the new scales and an upper bound of each block's squared error
-         * at them, {@code Σx² − (Σx·t)² / Σt²} for the codes of {@code s} (the new scale's own
-         * codes can only do better).
+         * One Lloyd iteration per block from {@code s} with the statistics of its codes (set at
+         * {@code st[3·(offset + b)]}): s ← Σx·t / Σt², kept where that is undefined (0/0, an
+         * all-zero block) or not positive, with an upper bound of the block's squared error at the
+         * new scale, {@code Σx² − (Σx·t)² / Σt²} (the new scale's own codes can only do better).
+         * Where that bound is below {@code bestError} (or {@code first}), the new scale and bound
+         * replace {@code best} and {@code bestError}.
          */
-        static Tensor[] lloydStep(TensorScope tmp, Tensor[] st, Tensor s) {
-            Tensor fitted = tmp.div(st[0], st[1]);
-            // Keep s where the fit is undefined (0/0: an all-zero block) or not positive.
-            Tensor valid = tmp.gt(fitted, tmp.full(0f, 1));
-            Tensor next = tmp.where(valid, fitted, s);
-            Tensor fittedError = tmp.sub(st[2], tmp.mul(st[0], fitted));
-            return new Tensor[] {next, tmp.where(valid, fittedError, squaredError(tmp, st, next))};
+        static void lloydStep(float[] st, int offset, float[] s, boolean first, float[] best,
+                float[] bestError) {
+            for (int b = 0; b < s.length; b++) {
+                int at = 3 * (offset + b);
+                float fitted = st[at] / st[at + 1];
+                boolean valid = fitted > 0f;
+                float next = valid ? fitted : s[b];
+                float error = valid ? st[at + 2] - st[at] * fitted
+                        : squaredError(st, offset + b, next);
+                if (first || error < bestError[b]) {
+                    best[b] = next;
+                    bestError[b] = error;
+                }
+            }
         }
     }
 
