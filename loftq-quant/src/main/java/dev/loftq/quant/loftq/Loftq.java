@@ -25,7 +25,7 @@ import org.slf4j.LoggerFactory;
  * <p>Memory: besides W, a step holds its target, the residual W − Q (a codebook quantizer never
  * forms Q itself) and, briefly, the rank-r product and the next target (at most five matrices of
  * W's size at once, with W); only the next target and the factors outlive the step. The error of
- * a step needs no product (Pythagoras, {@link #squaredErrorAfter}), so the last step forms none.
+ * a step needs no product (Pythagoras, see squaredErrorAfter), so the last step forms none.
  * The step to be returned keeps its codes unpacked (a byte per element with a codebook quantizer)
  * and packs them once, at the end.
  */
