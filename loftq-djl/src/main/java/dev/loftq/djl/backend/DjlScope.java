@@ -133,8 +133,9 @@ final class DjlScope implements TensorScope {
         DjlTensor d = in("toFloatArray", "t", t);
         requireType("toFloatArray", "t", d, DType.FLOAT32);
         int n = Shapes.numelInt("toFloatArray", d.shape());
-        if (d.hostCopy() != null) {
-            return d.hostCopy().clone();
+        float[] cached = d.hostCopy(); // read once: the copy is softly held
+        if (cached != null) {
+            return cached.clone();
         }
         float[] out = new float[n];
         if (n > 0) {
@@ -181,8 +182,9 @@ final class DjlScope implements TensorScope {
             throw new IllegalArgumentException("toByteArray: t must be UINT8 or BOOL, got FLOAT32");
         }
         int n = Shapes.numelInt("toByteArray", d.shape());
-        if (d.hostBytes() != null) {
-            return d.hostBytes().clone();
+        byte[] cached = d.hostBytes();
+        if (cached != null) {
+            return cached.clone();
         }
         byte[] out = new byte[n];
         if (n > 0) {
@@ -475,8 +477,9 @@ final class DjlScope implements TensorScope {
         }
         if (backend.hostKernels()) {
             SquareSum sum = new SquareSum(Math.min(n, backend.transferChunkBytes() / 4));
-            if (d.hostCopy() != null) {
-                sum.add(FloatBuffer.wrap(d.hostCopy()));
+            float[] cached = d.hostCopy();
+            if (cached != null) {
+                sum.add(FloatBuffer.wrap(cached));
             } else {
                 download(d.nd(), n, 4, (buf, from, len) -> sum.add(buf.asFloatBuffer()));
             }

@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.loftq.core.tensor.Backend;
 import dev.loftq.core.tensor.DType;
 import dev.loftq.core.tensor.Tensor;
+import java.lang.ref.SoftReference;
 import java.util.Arrays;
 
 /**
@@ -25,10 +26,14 @@ final class DjlTensor implements Tensor {
      */
     private HostCopy hostCopy = new HostCopy();
 
-    /** A tensor's elements in row-major order on the host: FLOAT32 or UINT8/BOOL. */
+    /**
+     * A tensor's elements in row-major order on the host: FLOAT32 or UINT8/BOOL. Softly held: a
+     * cache must not double the memory of the tensors a program keeps (a model's weights after
+     * LoftQ), so the JVM drops it under memory pressure and the next host kernel downloads again.
+     */
     static final class HostCopy {
-        private float[] floats;
-        private byte[] bytes;
+        private SoftReference<float[]> floats;
+        private SoftReference<byte[]> bytes;
     }
 
     DjlTensor(DjlScope owner, NDArray nd) {
@@ -69,19 +74,19 @@ final class DjlTensor implements Tensor {
     }
 
     float[] hostCopy() {
-        return hostCopy.floats;
+        return hostCopy.floats == null ? null : hostCopy.floats.get();
     }
 
     void hostCopy(float[] values) {
-        hostCopy.floats = values;
+        hostCopy.floats = new SoftReference<>(values);
     }
 
     byte[] hostBytes() {
-        return hostCopy.bytes;
+        return hostCopy.bytes == null ? null : hostCopy.bytes.get();
     }
 
     void hostBytes(byte[] values) {
-        hostCopy.bytes = values;
+        hostCopy.bytes = new SoftReference<>(values);
     }
 
     /** Shares {@code src}'s host copy, present and future: this tensor is a reshape of it. */
