@@ -668,27 +668,7 @@ final class DjlScope implements TensorScope {
     /** On the host or as PyTorch take-and-multiply, as {@link KernelPlacement} says. */
     @Override
     public Tensor decode(Tensor codes, Tensor table, Tensor scale, int blockSize) {
-        DjlTensor c = in("decode", "codes", codes);
-        requireType("decode", "codes", c, DType.UINT8);
-        DjlTensor tab = table1d("decode", table);
-        checkBlockSize("decode", blockSize);
-        int n = Shapes.numelInt("decode", c.shape());
-        DjlTensor s = scaleArg("decode", scale, n, blockSize);
-        if (n == 0) {
-            return out(manager.create(c.nd().getShape(), DataType.FLOAT32));
-        }
-        int size = tab.dim(0);
-        if (backend.hostKernels()) {
-            byte[] cs = hostCodes("decode", c, n, size);
-            float[] out = new float[n];
-            HostKernels.decode(cs, n, toFloatArray(tab), toFloatArray(s), blockSize, out);
-            return outHost(out, c.shape());
-        }
-        int max = maxCode(c);
-        if (max >= size) {
-            throw decodeRange("decode", max, size);
-        }
-        return withTmp(tmp -> NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize));
+        return decoded("decode", null, codes, table, scale, blockSize);
     }
 
     /**
@@ -698,36 +678,47 @@ final class DjlScope implements TensorScope {
     @Override
     public Tensor decodeResidual(Tensor x, Tensor codes, Tensor table, Tensor scale,
             int blockSize) {
-        DjlTensor d = f32("decodeResidual", "x", x);
-        DjlTensor c = in("decodeResidual", "codes", codes);
-        requireType("decodeResidual", "codes", c, DType.UINT8);
-        DjlTensor tab = table1d("decodeResidual", table);
-        checkBlockSize("decodeResidual", blockSize);
-        int n = Shapes.numelInt("decodeResidual", c.shape());
-        if (d.numel() != n) {
-            throw new IllegalArgumentException("decodeResidual: x has " + d.numel()
-                    + " elements " + Arrays.toString(d.shape()) + ", codes " + n
-                    + "; they must have as many");
+        return decoded("decodeResidual", f32("decodeResidual", "x", x), codes, table, scale,
+                blockSize);
+    }
+
+    /** {@link #decode}, subtracted from {@code x} (of codes' element count) when x is not null. */
+    private Tensor decoded(String op, DjlTensor x, Tensor codes, Tensor table, Tensor scale,
+            int blockSize) {
+        DjlTensor c = in(op, "codes", codes);
+        requireType(op, "codes", c, DType.UINT8);
+        DjlTensor tab = table1d(op, table);
+        checkBlockSize(op, blockSize);
+        int n = Shapes.numelInt(op, c.shape());
+        if (x != null && x.numel() != n) {
+            throw new IllegalArgumentException(op + ": x has " + x.numel() + " elements "
+                    + Arrays.toString(x.shape()) + ", codes " + n + "; they must have as many");
         }
-        DjlTensor s = scaleArg("decodeResidual", scale, n, blockSize);
+        DjlTensor s = scaleArg(op, scale, n, blockSize);
+        DjlTensor shapeOf = x != null ? x : c;
         if (n == 0) {
-            return out(manager.create(d.nd().getShape(), DataType.FLOAT32));
+            return out(manager.create(shapeOf.nd().getShape(), DataType.FLOAT32));
         }
         int size = tab.dim(0);
         if (backend.hostKernels()) {
-            byte[] cs = hostCodes("decodeResidual", c, n, size);
+            byte[] cs = hostCodes(op, c, n, size);
             float[] out = new float[n];
-            HostKernels.decodeResidual(hostFloats(d), cs, n, toFloatArray(tab), toFloatArray(s),
-                    blockSize, out);
-            return outHost(out, d.shape());
+            if (x == null) {
+                HostKernels.decode(cs, n, toFloatArray(tab), toFloatArray(s), blockSize, out);
+            } else {
+                HostKernels.decodeResidual(hostFloats(x), cs, n, toFloatArray(tab),
+                        toFloatArray(s), blockSize, out);
+            }
+            return outHost(out, shapeOf.shape());
         }
         int max = maxCode(c);
         if (max >= size) {
-            throw decodeRange("decodeResidual", max, size);
+            throw decodeRange(op, max, size);
         }
         return withTmp(tmp -> {
-            NDArray decoded = NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize);
-            return d.nd().sub(NdKernels.own(tmp, decoded.reshape(d.nd().getShape())));
+            NDArray y = NdKernels.decode(tmp, c.nd(), tab.nd(), s.nd(), n, blockSize);
+            return x == null ? y
+                    : x.nd().sub(NdKernels.own(tmp, y.reshape(x.nd().getShape())));
         });
     }
 

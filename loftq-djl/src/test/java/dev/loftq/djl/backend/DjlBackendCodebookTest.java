@@ -126,7 +126,7 @@ abstract class DjlBackendCodebookTest {
 
     @ParameterizedTest
     @MethodSource("blocked")
-    void decodeMatchesHostKernels(int[] shape, int blockSize) {
+    void decodeAndDecodeResidualMatchHostKernels(int[] shape, int blockSize) {
         int n = Oracles.numel(shape);
         SplittableRandom r = new SplittableRandom(3);
         byte[] codes = new byte[n];
@@ -136,33 +136,22 @@ abstract class DjlBackendCodebookTest {
         }
         int nb = (n + blockSize - 1) / blockSize;
         float[] scale = Oracles.data(4, nb);
-        float[] expected = new float[n];
-        HostKernels.decode(codes, n, NF4, scale, blockSize, expected);
-        Tensor got = scope.decode(scope.fromHostBytes(codes, shape), scope.fromHost(NF4, 16),
-                scope.fromHost(scale, nb), blockSize);
-        assertArrayEquals(shape, got.shape());
-        assertBits(expected, scope.toFloatArray(got), "decode " + n + "/" + blockSize);
-    }
-
-    @ParameterizedTest
-    @MethodSource("blocked")
-    void decodeResidualMatchesHostKernels(int[] shape, int blockSize) {
-        int n = Oracles.numel(shape);
-        SplittableRandom r = new SplittableRandom(5);
-        byte[] codes = new byte[n];
-        for (int i = 0; i < n; i++) {
-            codes[i] = (byte) r.nextInt(16);
-        }
-        int nb = (n + blockSize - 1) / blockSize;
-        float[] scale = Oracles.data(4, nb);
         float[] x = Oracles.data(6, n);
-        float[] expected = new float[n];
-        HostKernels.decodeResidual(x, codes, n, NF4, scale, blockSize, expected);
-        Tensor got = scope.decodeResidual(scope.fromHost(x, shape),
-                scope.fromHostBytes(codes, n), scope.fromHost(NF4, 16),
-                scope.fromHost(scale, nb), blockSize);
+        float[] decoded = new float[n];
+        HostKernels.decode(codes, n, NF4, scale, blockSize, decoded);
+        float[] residual = new float[n];
+        HostKernels.decodeResidual(x, codes, n, NF4, scale, blockSize, residual);
+        Tensor c = scope.fromHostBytes(codes, shape);
+        Tensor table = scope.fromHost(NF4, 16);
+        Tensor s = scope.fromHost(scale, nb);
+        Tensor got = scope.decode(c, table, s, blockSize);
+        Tensor gotResidual = scope.decodeResidual(scope.fromHost(x, shape),
+                scope.reshape(c, n), table, s, blockSize);
         assertArrayEquals(shape, got.shape());
-        assertBits(expected, scope.toFloatArray(got), "decodeResidual " + n + "/" + blockSize);
+        assertArrayEquals(shape, gotResidual.shape());
+        assertBits(decoded, scope.toFloatArray(got), "decode " + n + "/" + blockSize);
+        assertBits(residual, scope.toFloatArray(gotResidual),
+                "decodeResidual " + n + "/" + blockSize);
     }
 
     @Test
