@@ -10,6 +10,7 @@ import dev.loftq.core.tensor.TensorScope;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.backend.NdScalars;
 import dev.loftq.djl.model.BertConfig;
+import dev.loftq.djl.model.BertModelBlock;
 import dev.loftq.djl.model.BlockPaths;
 import java.util.Arrays;
 import java.util.Collections;
@@ -29,8 +30,6 @@ final class BertLayerTarget implements dev.loftq.quant.apiq.ApiqTarget {
     /** The Linears of a layer, in model order, as paths relative to the layer. */
     static final String[] LINEARS = {"attention.self.query", "attention.self.key",
         "attention.self.value", "attention.output.dense", "intermediate.dense", "output.dense"};
-
-    private static final float INV_SQRT2 = (float) (1 / Math.sqrt(2));
 
     private final String path;
     private final BertConfig config;
@@ -107,9 +106,7 @@ final class BertLayerTarget implements dev.loftq.quant.apiq.ApiqTarget {
         NDArray context = scores.softmax(-1).matMul(v).transpose(1, 0, 2).reshape(t, (long) heads * hs);
         NDArray a = layerNorm(linear(context, w, "attention.output.dense").add(x), norm1);
         NDArray h = linear(a, w, "intermediate.dense");
-        NDArray erf = NdScalars.add(NdScalars.mul(h, INV_SQRT2).erf(), 1f);
-        NDArray gelu = NdScalars.mul(h.mul(erf), 0.5f);
-        NDArray out = layerNorm(linear(gelu, w, "output.dense").add(a), norm2);
+        NDArray out = layerNorm(linear(BertModelBlock.geluErf(h), w, "output.dense").add(a), norm2);
         return DjlBackend.wrap(scope, out);
     }
 

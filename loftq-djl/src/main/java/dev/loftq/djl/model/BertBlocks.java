@@ -238,7 +238,6 @@ final class BertBlocks {
 
     /** {@code intermediate}: dense then GELU in BERT's exact erf form. */
     static final class Intermediate extends ModuleBlock {
-        private static final float INV_SQRT2 = (float) (1 / Math.sqrt(2));
         private final int width;
 
         Intermediate(BertWeights w, String prefix, NDManager manager) {
@@ -251,7 +250,7 @@ final class BertBlocks {
         @Override
         protected NDList forwardInternal(ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
             NDArray h = call(childAt(0), ps, inputs.singletonOrThrow(), training, params);
-            return new NDList(geluErf(h));
+            return new NDList(BertModelBlock.geluErf(h));
         }
 
         @Override
@@ -261,12 +260,6 @@ final class BertBlocks {
         }
     }
 
-    /** GELU(x) = x · ½ · (1 + erf(x / √2)), the exact form BERT uses (not the tanh approximation). */
-    static NDArray geluErf(NDArray x) {
-        // float operands through NdScalars: autograd keeps them for the backward pass
-        return NdScalars.mul(
-                x.mul(NdScalars.add(NdScalars.mul(x, Intermediate.INV_SQRT2).erf(), 1f)), 0.5f);
-    }
 
     /** {@code encoder.layer.{i}}. In: x [B, T, H], additive mask [B, 1, 1, T]. */
     static final class Layer extends ModuleBlock {

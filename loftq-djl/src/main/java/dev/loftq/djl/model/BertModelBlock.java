@@ -7,6 +7,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import dev.loftq.djl.backend.NdScalars;
 
 /**
  * HF's {@code BertModel} (without the pooler) as a DJL block tree, followed by sentence-transformers'
@@ -44,6 +45,7 @@ import ai.djl.util.PairList;
  */
 public final class BertModelBlock extends ModuleBlock {
     private static final byte VERSION = 1;
+    private static final float INV_SQRT2 = (float) (1 / Math.sqrt(2));
     private final BertConfig config;
 
     /**
@@ -111,5 +113,14 @@ public final class BertModelBlock extends ModuleBlock {
     public Shape[] getOutputShapes(Shape[] inputShapes) {
         Shape ids = inputShapes[0];
         return new Shape[] {ids.add(config.hiddenSize()), new Shape(ids.get(0), config.hiddenSize())};
+    }
+
+    /**
+     * GELU(x) = x · ½ · (1 + erf(x / √2)), the exact form BERT uses (not the tanh approximation):
+     * the model's intermediate blocks and ApiQ's differentiable BERT layer share it.
+     */
+    public static NDArray geluErf(NDArray x) {
+        // float operands through NdScalars: autograd keeps them for the backward pass
+        return NdScalars.mul(x.mul(NdScalars.add(NdScalars.mul(x, INV_SQRT2).erf(), 1f)), 0.5f);
     }
 }
