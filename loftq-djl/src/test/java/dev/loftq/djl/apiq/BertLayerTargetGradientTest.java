@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.loftq.core.tensor.Autograd;
 import dev.loftq.core.tensor.Tensor;
 import dev.loftq.core.tensor.TensorScope;
+import dev.loftq.djl.backend.DirectBuffers;
 import dev.loftq.djl.backend.DjlBackend;
 import dev.loftq.djl.model.MiniLmModel;
 import dev.loftq.quant.apiq.Apiq;
@@ -14,8 +15,6 @@ import dev.loftq.quant.apiq.ApiqConfig;
 import dev.loftq.quant.apiq.ApiqDivergedException;
 import dev.loftq.quant.apiq.ApiqSample;
 import java.io.IOException;
-import java.lang.management.BufferPoolMXBean;
-import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -150,7 +149,7 @@ class BertLayerTargetGradientTest {
                 Tensor flat = scope.reshape(out, -1);
                 Tensor loss = scope.sumLast(scope.mul(flat, flat));
                 if (gc) {
-                    freeUnreachableDirectBuffers();
+                    DirectBuffers.freeUnreachable();
                 }
                 tape.backward(loss);
             }
@@ -160,22 +159,6 @@ class BertLayerTargetGradientTest {
                 g[i++] = scope.toFloatArray(ad.gradient(leaf));
             }
             return g;
-        }
-    }
-
-    /** Runs the GC until the count of Java direct buffers stops falling (their memory freed). */
-    private static void freeUnreachableDirectBuffers() throws InterruptedException {
-        BufferPoolMXBean direct = ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class)
-                .stream().filter(b -> b.getName().equals("direct")).findFirst().orElseThrow();
-        long last = -1;
-        for (int i = 0; i < 50; i++) {
-            System.gc();
-            Thread.sleep(20);
-            long now = direct.getCount();
-            if (now == last) {
-                return;
-            }
-            last = now;
         }
     }
 }

@@ -150,29 +150,12 @@ class DjlAutogradTest {
                     Tensor x = s.sliceRows(leaf, 0, v.length); // a view, as ApiQ's factors are
                     Tensor y = s.add(s.div(s.mul(x, 3f), 0.5f), s.clamp(x, -1f, 1f));
                     Tensor loss = s.sumLast(s.add(y, s.add(x, 7f)));
-                    freeUnreachableDirectBuffers();
+                    DirectBuffers.freeUnreachable();
                     tape.backward(loss);
                 }
                 assertBits(expected, s.toFloatArray(autograd.gradient(leaf)),
                         "gradient after a GC, round " + round);
             }
-        }
-    }
-
-    /** Runs the GC until the count of Java direct buffers stops falling (their memory freed). */
-    static void freeUnreachableDirectBuffers() throws InterruptedException {
-        java.lang.management.BufferPoolMXBean direct = java.lang.management.ManagementFactory
-                .getPlatformMXBeans(java.lang.management.BufferPoolMXBean.class).stream()
-                .filter(b -> b.getName().equals("direct")).findFirst().orElseThrow();
-        long last = -1;
-        for (int i = 0; i < 50; i++) {
-            System.gc();
-            Thread.sleep(20);
-            long now = direct.getCount();
-            if (now == last) {
-                return;
-            }
-            last = now;
         }
     }
 
