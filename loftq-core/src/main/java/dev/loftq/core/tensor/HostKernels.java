@@ -8,13 +8,39 @@ package dev.loftq.core.tensor;
  * identical bits.
  *
  * <p>Arguments are validated by the callers (the scopes); these methods check only what keeps them
- * memory-safe. Multi-threaded over whole blocks for large inputs.
+ * memory-safe. Multi-threaded over whole blocks for large inputs. When the JVM runs with
+ * {@code --add-modules jdk.incubator.vector} on a CPU with 256-bit vectors, encoding and the
+ * codebook fit run their blocks through {@link VectorKernels} (same bits, several times faster);
+ * {@code -Dloftq.vector=false} turns that off.
  */
 public final class HostKernels {
     private HostKernels() {}
 
     /** Elements below which a kernel stays on the calling thread. */
     private static final int GRAIN = 1 << 16;
+
+    /**
+     * The partial sums of a block in {@link TensorScope#blockCodebookFit}: element e of a block
+     * adds to partial e mod {@value}, so that 16 lanes of SIMD registers can hold them.
+     */
+    public static final int FIT_LANES = 16;
+
+    private static final boolean VECTOR = vectorAvailable();
+
+    private static boolean vectorAvailable() {
+        return Boolean.parseBoolean(System.getProperty("loftq.vector", "true"))
+                && ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+                && VectorKernels.supported();
+    }
+
+    /**
+     * Whether encoding and the codebook fit run on SIMD kernels in this JVM: it was started with
+     * {@code --add-modules jdk.incubator.vector}, the CPU has 256-bit vectors and
+     * {@code loftq.vector} is not false. The results are the same either way.
+     */
+    public static boolean vectorized() {
+        return VECTOR;
+    }
 
     /** out[b] = max |x[i]| over block b of {@code x[0, n)}; NaN if the block holds a NaN. */
     public static void blockAbsMax(float[] x, int n, int blockSize, float[] out) {
@@ -44,19 +70,27 @@ public final class HostKernels {
      */
     public static void encode(float[] x, int n, float[] scale, int blockSize, ScaleMode mode,
             BucketTable table, byte[] out) {
+        encode(x, n, scale, blockSize, mode, table, out, VECTOR);
+    }
+
+    /** {@link #encode}, through {@link VectorKernels} where {@code vector} and the table allow. */
+    static void encode(float[] x, int n, float[] scale, int blockSize, ScaleMode mode,
+            BucketTable table, byte[] out, boolean vector) {
         int nb = blockCount(n, blockSize);
         if (x.length < n || out.length < n || scale.length < nb) {
             throw new IllegalArgumentException("encode: arrays too short");
         }
         Slots slots = new Slots(table);
-        int[] c = table.codes();
-        float[] perCount = new float[c.length];
-        for (int k = 0; k < c.length; k++) {
-            perCount[k] = c[k];
+        int[] codePerCount = table.codes();
+        float[] perCount = new float[codePerCount.length];
+        for (int k = 0; k < codePerCount.length; k++) {
+            perCount[k] = codePerCount[k];
         }
         float[] code = slots.lookup(perCount);
         byte nanCode = (byte) table.nanCode();
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
+        boolean simd = vector && table.size() <= VectorKernels.MAX_THRESHOLDS;
+        float[] thresholds = table.thresholds();
         Parallel.forRange(n, GRAIN, blockSize, (from, to) -> {
             int last = (to - 1) / blockSize;
             for (int b = from / blockSize; b <= last; b++) {
@@ -64,7 +98,9 @@ public final class HostKernels {
                 int end = o + Math.min(blockSize, to - o);
                 float s = scale[b];
                 float r = 1f / s;
-                for (int i = o; i < end; i++) {
+                int done = simd ? VectorKernels.encode(x, o, end - o, s, reciprocal, thresholds,
+                        codePerCount, table.nanCode(), out) : 0;
+                for (int i = o + done; i < end; i++) {
                     float xn = reciprocal ? x[i] * r : x[i] / s;
                     out[i] = xn != xn ? nanCode : (byte) code[slots.slot(xn)];
                 }
@@ -144,13 +180,22 @@ public final class HostKernels {
     /**
      * For each of {@code sets} scale sets j (scale[j·nb + b]) and block b:
      * out[3(j·nb + b)] = Σ x·t, out[3(j·nb + b) + 1] = Σ t², out[3(j·nb + b) + 2] = Σ x², with
-     * t = values[table.encode(normalise(x, scale[j·nb + b]))], accumulated in double in element
-     * order (the {@link TensorScope#blockCodebookFit} specification). One pass over x: each block
-     * is fitted for every set while it is in cache. Every code of {@code table} must index
-     * {@code values}.
+     * t = values[table.encode(normalise(x, scale[j·nb + b]))], each sum taken as the
+     * {@link TensorScope#blockCodebookFit} specification says ({@value #FIT_LANES} float partials,
+     * added in double). One pass over x: each block is fitted for every set while it is in cache.
+     * Every code of {@code table} must index {@code values}.
      */
     public static void blockCodebookFit(float[] x, int n, float[] scale, int sets, int blockSize,
             ScaleMode mode, BucketTable table, float[] values, float[] out) {
+        blockCodebookFit(x, n, scale, sets, blockSize, mode, table, values, out, VECTOR);
+    }
+
+    /**
+     * {@link #blockCodebookFit}, through {@link VectorKernels} where {@code vector} and the table
+     * allow.
+     */
+    static void blockCodebookFit(float[] x, int n, float[] scale, int sets, int blockSize,
+            ScaleMode mode, BucketTable table, float[] values, float[] out, boolean vector) {
         int nb = blockCount(n, blockSize);
         if (sets < 1 || x.length < n || scale.length < (long) sets * nb
                 || out.length < 3L * sets * nb) {
@@ -158,71 +203,62 @@ public final class HostKernels {
         }
         Slots slots = new Slots(table);
         int[] c = table.codes();
-        float[] perCount = new float[c.length];
+        float[] valuePerCount = new float[c.length];
         for (int k = 0; k < c.length; k++) {
-            perCount[k] = values[c[k]];
+            valuePerCount[k] = values[c[k]];
         }
-        float[] slotValue = slots.lookup(perCount);
+        float[] slotValue = slots.lookup(valuePerCount);
         float nanValue = values[table.nanCode()];
         boolean reciprocal = mode == ScaleMode.MULTIPLY_RECIPROCAL;
+        boolean simd = vector && table.size() <= VectorKernels.MAX_THRESHOLDS;
+        float[] thresholds = table.thresholds();
         Parallel.forRange(n, GRAIN / sets, blockSize, (from, to) -> {
+            // Partials of Σx·t in [0, 16), of Σt² in [16, 32); Σx² has its own.
+            float[] p = new float[2 * FIT_LANES];
+            float[] squares = new float[FIT_LANES];
             int last = (to - 1) / blockSize;
             for (int b = from / blockSize; b <= last; b++) {
                 int o = b * blockSize;
-                int end = o + Math.min(blockSize, to - o);
-                double xx = 0;
-                for (int i = o; i < end; i++) {
-                    xx += (double) x[i] * x[i];
+                int len = Math.min(blockSize, to - o);
+                java.util.Arrays.fill(squares, 0f);
+                int done = simd ? VectorKernels.squares(x, o, len, squares) : 0;
+                for (int e = done; e < len; e++) {
+                    float v = x[o + e];
+                    squares[e % FIT_LANES] += v * v;
                 }
-                // Two sets at a time: each sum still runs in element order, but four independent
-                // chains of double additions keep the core busy where one chain would wait on the
-                // latency of each addition.
-                int j = 0;
-                for (; j + 1 < sets; j += 2) {
-                    float s0 = scale[j * nb + b];
-                    float s1 = scale[(j + 1) * nb + b];
-                    float r0 = 1f / s0;
-                    float r1 = 1f / s1;
-                    double xt0 = 0;
-                    double tt0 = 0;
-                    double xt1 = 0;
-                    double tt1 = 0;
-                    for (int i = o; i < end; i++) {
-                        float v = x[i];
-                        float xn0 = reciprocal ? v * r0 : v / s0;
-                        float xn1 = reciprocal ? v * r1 : v / s1;
-                        double q0 = xn0 != xn0 ? nanValue : slotValue[slots.slot(xn0)];
-                        double q1 = xn1 != xn1 ? nanValue : slotValue[slots.slot(xn1)];
-                        xt0 += v * q0;
-                        tt0 += q0 * q0;
-                        xt1 += v * q1;
-                        tt1 += q1 * q1;
-                    }
-                    store(out, 3 * (j * nb + b), xt0, tt0, xx);
-                    store(out, 3 * ((j + 1) * nb + b), xt1, tt1, xx);
-                }
-                if (j < sets) {
+                float xx = partialSum(squares, 0);
+                for (int j = 0; j < sets; j++) {
                     float s = scale[j * nb + b];
                     float r = 1f / s;
-                    double xt = 0;
-                    double tt = 0;
-                    for (int i = o; i < end; i++) {
-                        float v = x[i];
-                        float xn = reciprocal ? v * r : v / s;
-                        double q = xn != xn ? nanValue : slotValue[slots.slot(xn)];
-                        xt += v * q;
-                        tt += q * q;
+                    java.util.Arrays.fill(p, 0f);
+                    done = simd ? VectorKernels.fit(x, o, len, s, reciprocal, thresholds,
+                            valuePerCount, nanValue, p) : 0;
+                    for (int e = done; e < len; e += FIT_LANES) { // the 16 lanes of a chunk
+                        int lanes = Math.min(FIT_LANES, len - e);
+                        for (int l = 0; l < lanes; l++) {
+                            float v = x[o + e + l];
+                            float xn = reciprocal ? v * r : v / s;
+                            float t = xn != xn ? nanValue : slotValue[slots.slot(xn)];
+                            p[l] += v * t;
+                            p[FIT_LANES + l] += t * t;
+                        }
                     }
-                    store(out, 3 * (j * nb + b), xt, tt, xx);
+                    int at = 3 * (j * nb + b);
+                    out[at] = partialSum(p, 0);
+                    out[at + 1] = partialSum(p, FIT_LANES);
+                    out[at + 2] = xx;
                 }
             }
         });
     }
 
-    private static void store(float[] out, int at, double xt, double tt, double xx) {
-        out[at] = (float) xt;
-        out[at + 1] = (float) tt;
-        out[at + 2] = (float) xx;
+    /** The {@value #FIT_LANES} partials from {@code p[from]}, added in order in double, rounded. */
+    private static float partialSum(float[] p, int from) {
+        double sum = 0;
+        for (int l = from; l < from + FIT_LANES; l++) {
+            sum += p[l];
+        }
+        return (float) sum;
     }
 
     /**

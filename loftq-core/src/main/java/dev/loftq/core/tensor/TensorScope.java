@@ -243,7 +243,10 @@ public interface TensorScope extends AutoCloseable {
      * Blockwise least-squares statistics of a codebook fit, one pass and no per-element output:
      * with {@code xn} and the code as in {@link #encode} and {@code t = values[code]}, returns
      * FLOAT32 [ceil(n / blockSize), 3] holding per block {@code Σ x·t}, {@code Σ t²} and
-     * {@code Σ x²}, each accumulated in double in element order and rounded once. The
+     * {@code Σ x²}. Each sum is taken in 16 float partials, element e of the block (counted from
+     * the block's start) adding its float product to partial e mod 16 in element order; the 16
+     * partials are then added in order in double and rounded to float once (an order that SIMD
+     * lanes follow, {@link HostKernels#FIT_LANES}). The
      * least-squares scale of block b for those codes is {@code Σx·t / Σt²}, and its squared error
      * at scale s is {@code Σx² − 2s·Σx·t + s²·Σt²}: what a scale search needs, without
      * materialising codes. {@code values} is FLOAT32 1-D and every code of {@code table} must

@@ -177,24 +177,30 @@ public final class Oracle {
     }
 
     /**
-     * Per block: Σ x·t, Σ t², Σ x² in double, rounded once, with t = values[code of x / scale]:
-     * the {@code blockCodebookFit} specification, element by element.
+     * Per block: Σ x·t, Σ t², Σ x² with t = values[code of x / scale], each as 16 float partials
+     * (element e of the block into partial e mod 16) added in double and rounded once: the
+     * {@code blockCodebookFit} specification, element by element.
      */
     public static float[] blockCodebookFit(float[] x, float[] scale, int blockSize, ScaleMode mode,
             BucketTable table, float[] values) {
         int nb = (x.length + blockSize - 1) / blockSize;
-        double[] acc = new double[3 * nb];
+        float[][] partials = new float[3 * nb][16];
         byte[] codes = encode(x, scale, blockSize, mode, table);
         for (int i = 0; i < x.length; i++) {
             int b = i / blockSize;
-            double t = values[codes[i] & 0xFF];
-            acc[3 * b] += x[i] * t;
-            acc[3 * b + 1] += t * t;
-            acc[3 * b + 2] += (double) x[i] * x[i];
+            int lane = (i - b * blockSize) % 16;
+            float t = values[codes[i] & 0xFF];
+            partials[3 * b][lane] += x[i] * t;
+            partials[3 * b + 1][lane] += t * t;
+            partials[3 * b + 2][lane] += x[i] * x[i];
         }
         float[] out = new float[3 * nb];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = (float) acc[i];
+        for (int k = 0; k < out.length; k++) {
+            double sum = 0;
+            for (float p : partials[k]) {
+                sum += p;
+            }
+            out[k] = (float) sum;
         }
         return out;
     }
