@@ -20,5 +20,6 @@ export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
 # other work (or with our own threads), a spinning team makes each small operation wait for a
 # descheduled thread; measured 2x on LoftQ 4096^2 on this 2-core box under load (RESULTS.md).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-exec java ${JAVA_OPTS:--Xmx3g} -Dai.djl.offline=true -Djava.awt.headless=true \
+# --add-modules: the SIMD kernels of the codebook quantizers (README, "SIMD kernels").
+exec java ${JAVA_OPTS:--Xmx3g} --add-modules jdk.incubator.vector -Dai.djl.offline=true -Djava.awt.headless=true \
     -cp "$root/loftq-demo/target/classes:$(cat "$cpfile")" dev.loftq.demo.MiniLmDemo "$@"

@@ -19,5 +19,6 @@ export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}"
 # other work (or with our own threads), a spinning team makes each small operation wait for a
 # descheduled thread; measured 2x on LoftQ 4096^2 on this 2-core box under load (RESULTS.md).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-exec java -Xmx1500m -Dai.djl.offline=true -cp "$cp" dev.loftq.bench.ScaleBenchmark \
+# --add-modules: the SIMD kernels of the codebook quantizers (README, "SIMD kernels").
+exec java -Xmx1500m --add-modules jdk.incubator.vector -Dai.djl.offline=true -cp "$cp" dev.loftq.bench.ScaleBenchmark \
     "${WORK:-/tmp/loftq-scale}" "$layers" "$@"

@@ -46,7 +46,8 @@ public final class BenchMain {
                 .warmupTime(TimeValue.seconds(quick ? 1 : 2))
                 .measurementIterations(quick ? 1 : 5)
                 .measurementTime(TimeValue.seconds(quick ? 1 : 2))
-                .jvmArgsAppend("-Xmx8g", "-Dai.djl.offline=true");
+                .jvmArgsAppend("-Xmx8g", "-Dai.djl.offline=true", "--add-modules",
+                        "jdk.incubator.vector");
         Collection<RunResult> results = new Runner(options.build()).run();
         List<Figure> figures = suite.figures().apply(results);
         System.out.println();

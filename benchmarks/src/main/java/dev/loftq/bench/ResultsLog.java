@@ -5,6 +5,7 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.loftq.core.tensor.HostKernels;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
@@ -95,10 +96,11 @@ public final class ResultsLog {
         } catch (IOException | RuntimeException e) {
             // not Linux
         }
-        return String.format("%s, %d cores, %d GiB, %s %s %s, %s %s, %s", cpu,
+        return String.format("%s, %d cores, %d GiB, %s %s %s, %s %s, %s, %s", cpu,
                 Runtime.getRuntime().availableProcessors(), Math.round(memBytes / (double) (1L << 30)),
                 System.getProperty("os.name"), System.getProperty("os.version"),
                 System.getProperty("os.arch"), System.getProperty("java.vm.name"),
-                System.getProperty("java.version"), load);
+                System.getProperty("java.version"), load,
+                HostKernels.vectorized() ? "SIMD kernels" : "scalar kernels");
     }
 }
