@@ -81,10 +81,10 @@ public final class HostKernels {
             throw new IllegalArgumentException("encode: arrays too short");
         }
         Slots slots = new Slots(table);
-        int[] codePerCount = table.codes();
-        float[] perCount = new float[codePerCount.length];
-        for (int k = 0; k < codePerCount.length; k++) {
-            perCount[k] = codePerCount[k];
+        int[] codes = table.codes();
+        float[] perCount = new float[codes.length];
+        for (int k = 0; k < codes.length; k++) {
+            perCount[k] = codes[k];
         }
         float[] code = slots.lookup(perCount);
         byte nanCode = (byte) table.nanCode();
@@ -99,7 +99,7 @@ public final class HostKernels {
                 float s = scale[b];
                 float r = 1f / s;
                 int done = simd ? VectorKernels.encode(x, o, end - o, s, reciprocal, thresholds,
-                        codePerCount, table.nanCode(), out) : 0;
+                        perCount, nanCode & 0xFF, out) : 0;
                 for (int i = o + done; i < end; i++) {
                     float xn = reciprocal ? x[i] * r : x[i] / s;
                     out[i] = xn != xn ? nanCode : (byte) code[slots.slot(xn)];

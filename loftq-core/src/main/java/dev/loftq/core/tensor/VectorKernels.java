@@ -2,8 +2,6 @@ package dev.loftq.core.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -28,7 +26,6 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class VectorKernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final int LANES = 8;
     private static final int CHUNK = 2 * LANES;
 
@@ -60,17 +57,10 @@ final class VectorKernels {
         for (int i = o; i < o + done; i += CHUNK) {
             FloatVector v0 = FloatVector.fromArray(F, x, i);
             FloatVector v1 = FloatVector.fromArray(F, x, i + LANES);
-            FloatVector xn0 = reciprocal ? v0.mul(r) : v0.div(s);
-            FloatVector xn1 = reciprocal ? v1.mul(r) : v1.div(s);
-            FloatVector t0 = FloatVector.broadcast(F, valuePerCount[0]);
-            FloatVector t1 = t0;
-            for (int k = 0; k < thresholds.length; k++) {
-                float above = valuePerCount[k + 1];
-                t0 = t0.blend(above, xn0.compare(VectorOperators.GT, thresholds[k]));
-                t1 = t1.blend(above, xn1.compare(VectorOperators.GT, thresholds[k]));
-            }
-            t0 = t0.blend(nanValue, xn0.compare(VectorOperators.NE, xn0));
-            t1 = t1.blend(nanValue, xn1.compare(VectorOperators.NE, xn1));
+            FloatVector t0 = lookup(normalise(v0, s, r, reciprocal), thresholds, valuePerCount,
+                    nanValue);
+            FloatVector t1 = lookup(normalise(v1, s, r, reciprocal), thresholds, valuePerCount,
+                    nanValue);
             xt0 = xt0.add(v0.mul(t0));
             xt1 = xt1.add(v1.mul(t1));
             tt0 = tt0.add(t0.mul(t0));
@@ -106,42 +96,50 @@ final class VectorKernels {
 
     /**
      * Encodes the whole 16-element chunks of the block {@code x[o, o + len)} into
-     * {@code out[o, …)}: {@code codePerCount[count of thresholds below xn]}, {@code nanCode} for
-     * NaN.
+     * {@code out[o, …)}: {@code codePerCount[count of thresholds below xn]} ({@code nanCode} for
+     * NaN), the codes held as floats, which are exact up to 255.
      *
      * @return the number of leading elements done, a multiple of 16
      */
     static int encode(float[] x, int o, int len, float s, boolean reciprocal, float[] thresholds,
-            int[] codePerCount, int nanCode, byte[] out) {
+            float[] codePerCount, float nanCode, byte[] out) {
         float r = 1f / s;
         int done = len - len % CHUNK;
         for (int i = o; i < o + done; i += CHUNK) {
-            FloatVector v0 = FloatVector.fromArray(F, x, i);
-            FloatVector v1 = FloatVector.fromArray(F, x, i + LANES);
-            FloatVector xn0 = reciprocal ? v0.mul(r) : v0.div(s);
-            FloatVector xn1 = reciprocal ? v1.mul(r) : v1.div(s);
-            IntVector c0 = IntVector.broadcast(I, codePerCount[0]);
-            IntVector c1 = c0;
-            for (int k = 0; k < thresholds.length; k++) {
-                int above = codePerCount[k + 1];
-                c0 = c0.blend(above, asInt(xn0.compare(VectorOperators.GT, thresholds[k])));
-                c1 = c1.blend(above, asInt(xn1.compare(VectorOperators.GT, thresholds[k])));
-            }
-            c0 = c0.blend(nanCode, asInt(xn0.compare(VectorOperators.NE, xn0)));
-            c1 = c1.blend(nanCode, asInt(xn1.compare(VectorOperators.NE, xn1)));
+            FloatVector c0 = lookup(normalise(FloatVector.fromArray(F, x, i), s, r, reciprocal),
+                    thresholds, codePerCount, nanCode);
+            FloatVector c1 = lookup(normalise(FloatVector.fromArray(F, x, i + LANES), s, r,
+                    reciprocal), thresholds, codePerCount, nanCode);
             toBytes(c0).intoArray(out, i);
             toBytes(c1).intoArray(out, i + LANES);
         }
         return done;
     }
 
-    private static VectorMask<Integer> asInt(VectorMask<Float> m) {
-        return m.cast(I);
+    /** x·r or x / s, as the scalar kernels normalise. */
+    private static FloatVector normalise(FloatVector v, float s, float r, boolean reciprocal) {
+        return reciprocal ? v.mul(r) : v.div(s);
     }
 
-    /** The low byte of each lane (codes are in [0, 255]). */
-    private static ByteVector toBytes(IntVector codes) {
-        return codes.convertShape(VectorOperators.I2B, ByteVector.SPECIES_64, 0)
-                .reinterpretAsBytes();
+    /**
+     * Per lane, {@code perCount[count of thresholds below xn]}, or {@code nanValue} where xn is
+     * NaN: the per-count value blended in at each threshold the lane exceeds, in increasing order.
+     */
+    private static FloatVector lookup(FloatVector xn, float[] thresholds, float[] perCount,
+            float nanValue) {
+        FloatVector t = FloatVector.broadcast(F, perCount[0]);
+        for (int k = 0; k < thresholds.length; k++) {
+            t = t.blend(perCount[k + 1], xn.compare(VectorOperators.GT, thresholds[k]));
+        }
+        return t.blend(nanValue, xn.compare(VectorOperators.NE, xn));
+    }
+
+    /**
+     * Codes held as floats in [0, 255], as bytes: c + 2^23 has c in its low mantissa bits, so its
+     * bits narrowed to a byte are c (cheaper here than a float-to-int conversion).
+     */
+    private static ByteVector toBytes(FloatVector codes) {
+        return codes.add(0x1p23f).reinterpretAsInts()
+                .convertShape(VectorOperators.I2B, ByteVector.SPECIES_64, 0).reinterpretAsBytes();
     }
 }
