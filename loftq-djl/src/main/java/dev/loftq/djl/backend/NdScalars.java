@@ -69,8 +69,10 @@ public final class NdScalars {
      * gradient of PyTorch's {@code clamp} (the gradient passes where {@code lo <= a <= hi}, else 0,
      * NaN included). Without a gradient to track it is DJL's {@code clip}, in a temporary manager
      * so that its bound scalars do not stay in {@code a}'s manager; with one, it is {@code
-     * where(lo <= a <= hi, a, clip(stop(a)))}: the same values, a gradient of {@code where}
-     * (which saves only the mask), so no Java-backed bound is ever saved for the backward pass.
+     * where(c == a, a, c)} with {@code c = clip(stop(a))}: the same values, a gradient of {@code
+     * where} (which saves only the mask), so no Java-backed bound is ever saved for the backward
+     * pass. {@code c == a} is {@code lo <= a <= hi} in one pass: clipping changes every value
+     * outside the bounds, none inside, and a NaN equals nothing.
      */
     public static NDArray clip(NDArray a, float lo, float hi) {
         NDManager owner = a.getManager();
@@ -79,13 +81,9 @@ public final class NdScalars {
             if (!NdKernels.tracksGradient(a)) {
                 result = NdKernels.alias(tmp, a).clip(lo, hi);
             } else {
-                NDArray loT = NdKernels.own(tmp, scalar(tmp, lo));
-                NDArray hiT = NdKernels.own(tmp, scalar(tmp, hi));
-                NDArray aboveLo = NdKernels.own(tmp, a.gte(loT));
-                NDArray belowHi = NdKernels.own(tmp, a.lte(hiT));
-                NDArray inside = NdKernels.own(tmp, aboveLo.logicalAnd(belowHi));
                 NDArray frozen = NdKernels.own(tmp, a.stopGradient());
                 NDArray clipped = NdKernels.own(tmp, NdKernels.alias(tmp, frozen).clip(lo, hi));
+                NDArray inside = NdKernels.own(tmp, clipped.eq(frozen));
                 result = NDArrays.where(inside, a, clipped);
             }
             result.attach(owner);

@@ -127,6 +127,27 @@ class DjlAutogradTest {
         }
     }
 
+    @Test
+    void clampPassesTheGradientInsideItsBoundsOnly() {
+        // PyTorch's clamp gradient: 1 where lo <= x <= hi (the bounds included), 0 elsewhere and
+        // for NaN; ApiQ's integer codes sit on the bounds often
+        float[] v = {-1f, 1f, Math.nextDown(-1f), Math.nextUp(1f), 0f, -0f, 0.5f, Float.NaN,
+            Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+        float[] values = {-1f, 1f, -1f, 1f, 0f, -0f, 0.5f, Float.NaN, 1f, -1f};
+        float[] slopes = {1f, 1f, 0f, 0f, 1f, 1f, 1f, 0f, 0f, 0f};
+        Tensor a = scope.fromHost(v, v.length);
+        autograd.requireGradient(a);
+        Tensor y;
+        try (Autograd.Tape tape = autograd.record()) {
+            y = scope.clamp(a, -1f, 1f);
+            // the sum of clamp(a) with its NaN replaced by 0: a finite loss
+            Tensor finite = scope.where(scope.eq(y, y), y, scope.full(0f, 1));
+            tape.backward(scope.sumLast(finite));
+        }
+        assertBits(values, scope.toFloatArray(y), "clamp(a, -1, 1)");
+        assertBits(slopes, scope.toFloatArray(autograd.gradient(a)), "d sum(clamp(a, -1, 1)) / da");
+    }
+
     /**
      * Issue 8 (ApiQ-bw's garbage LoRA gradients): the float operands that autograd saves for the
      * backward pass ({@code x * s}, {@code x / s}, clamp's bounds) must survive a garbage

@@ -430,10 +430,18 @@ public final class Apiq {
             Map<String, Tensor> out = new LinkedHashMap<>();
             for (int k = 0; k < names.size(); k++) {
                 Tensor q = clipped.get(k).fake(s, p[4 * k], p[4 * k + 1], autograd);
-                Tensor ba = s.mul(s.matmul(p[4 * k + 3], p[4 * k + 2]), scaling);
-                out.put(names.get(k), s.add(q, ba));
+                out.put(names.get(k), s.add(q, loraTerm(s, p[4 * k + 3], p[4 * k + 2])));
             }
             return out;
+        }
+
+        /**
+         * s·B·A; for s = 1 (lora_alpha = r) the product itself: the same values, and a pass over
+         * the weight fewer each way of every step.
+         */
+        private Tensor loraTerm(TensorScope s, Tensor b, Tensor a) {
+            Tensor ba = s.matmul(b, a);
+            return scaling == 1f ? ba : s.mul(ba, scaling);
         }
 
         /** Mean squared error (plus the aug term), a one-element tensor. */
@@ -480,7 +488,7 @@ public final class Apiq {
                 for (Map.Entry<String, ApiqResult.Weight> e : weights.entrySet()) {
                     ApiqResult.Weight x = e.getValue();
                     stored.put(e.getKey(), tmp.add(x.quantized().dequantize(tmp),
-                            tmp.mul(tmp.matmul(x.loraB(), x.loraA()), scaling)));
+                            loraTerm(tmp, x.loraB(), x.loraA())));
                 }
                 calib = relativeError(tmp, fullTrain, stored);
                 held = heldOut.isEmpty() ? Double.NaN : relativeError(tmp, heldOut, stored);

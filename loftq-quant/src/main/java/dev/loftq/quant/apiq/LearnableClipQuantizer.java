@@ -127,12 +127,13 @@ public final class LearnableClipQuantizer {
             scale = scope.reshape(scale, groups, 1);
             zero = scope.reshape(zero, groups, 1);
         }
-        // clamp(v, 0, qmax) of the integer-valued v, as clamp(v + 1, 1, qmax + 1) - 1: the same
-        // values, and bounds away from 0 keep the clamp a single kernel on every backend
-        Tensor shifted = scope.add(scope.add(round(scope, scope.div(w.groups(), scale), autograd),
-                zero), 1f);
-        Tensor code = scope.add(scope.clamp(shifted, 1f, qmax + 1), -1f);
-        Tensor y = scope.mul(scope.sub(code, zero), scale);
+        // code = clamp(round(w / s) + zero, 0, qmax), as clamp(round(w / s) + (zero + 1), 1,
+        // qmax + 1) - 1: bounds away from 0 keep the clamp a single kernel on every backend. The
+        // shift is added to the per-group zero, so (code - zero)·s is (shifted code - (zero + 1))·s:
+        // small integers, so exactly the same values, and two fewer passes over the weight
+        Tensor zeroPlusOne = scope.add(zero, 1f);
+        Tensor shifted = scope.add(round(scope, scope.div(w.groups(), scale), autograd), zeroPlusOne);
+        Tensor y = scope.mul(scope.sub(scope.clamp(shifted, 1f, qmax + 1), zeroPlusOne), scale);
         return scope.reshape(y, w.shape());
     }
 
