@@ -26,8 +26,9 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class VectorKernels {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
-    private static final int LANES = 8;
-    private static final int CHUNK = 2 * LANES;
+    /** The elements of one step: one per partial sum of the fit, held by two vectors. */
+    private static final int CHUNK = HostKernels.FIT_LANES;
+    private static final int LANES = CHUNK / 2;
 
     /** Tables with more thresholds stay on the scalar loop. */
     static final int MAX_THRESHOLDS = 15;
